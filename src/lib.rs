@@ -1,0 +1,49 @@
+//! proc-daemon: a framework for long-running services.
+//!
+//! A service is a tree of supervised actors running on a NUMA-aware,
+//! thread-pinned executor, with a root actor that turns signals, config
+//! reloads and shutdown into messages. Around that core sit configuration
+//! from code, TOML and environment variables, hot reload, metrics, resource
+//! tracking, profiling, PID files and service-manager integration.
+//!
+//! The crate is being built in stages; the README's feature table says what
+//! exists today. What exists:
+//!
+//! - [`config`]: [`Config`], its builder, TOML files and `DAEMON_*`
+//!   environment overrides, with errors that name the key, the value and
+//!   where it came from.
+//! - [`error`]: [`Error`] and [`Result`].
+//! - `timing` (feature `high-res-timing`): nanosecond timing through `quanta`.
+//! - feature `mimalloc`: mimalloc as the global allocator.
+//!
+//! ```
+//! use proc_daemon::{Config, LogLevel};
+//! use std::time::Duration;
+//!
+//! let config = Config::builder()
+//!     .name("production-daemon")
+//!     .log_level(LogLevel::Info)
+//!     .json_logging(true)
+//!     .shutdown_timeout(Duration::from_secs(30))
+//!     .worker_threads(8)
+//!     .enable_metrics(true)
+//!     .hot_reload(true)
+//!     .build()?;
+//! # Ok::<(), proc_daemon::Error>(())
+//! ```
+
+mod features;
+
+pub mod config;
+pub mod error;
+#[cfg(feature = "high-res-timing")]
+pub mod timing;
+
+#[cfg(feature = "mimalloc")]
+mod alloc;
+
+pub use config::{Config, ConfigBuilder, LogLevel};
+pub use error::{ConfigError, ConfigProblem, Error, ErrorKind, Result};
+
+/// The actor runtime (crate `proc-daemon-actors`).
+pub use proc_daemon_actors as actors;
