@@ -5,7 +5,15 @@
 //! supervision. The daemon layer (`proc-daemon`) depends on it and re-exports
 //! it as `proc_daemon::actors`; the dependency never points the other way.
 //!
-//! It is being built issue by issue. Today it is empty: the mailbox, the
-//! executor and the supervisor land in their own modules (`mailbox`,
-//! `executor`, `supervisor`) as they are written, and the README's feature
-//! table says which are there.
+//! It is being built issue by issue; the README's feature table says what
+//! exists. Today:
+//!
+//! - [`mailbox`]: the lock-free MPSC queues in front of every actor,
+//!   verified with loom (`loom-tests/`) and Miri.
+//!
+//! The lock-free code reaches atomics, cells and threads only through
+//! `loom.rs`, a std/loom shim, so that `RUSTFLAGS="--cfg loom"` model-checks
+//! the code that ships.
+
+pub(crate) mod loom;
+pub mod mailbox;

@@ -1,0 +1,119 @@
+//! The std/loom shim.
+//!
+//! Every atomic, cell, `Arc` and thread operation of the lock-free code goes
+//! through this module. A normal build gets the `std` types; a build with
+//! `RUSTFLAGS="--cfg loom"` gets loom's, so that the models in `loom-tests/`
+//! check the very algorithm that ships rather than a copy of it. This is
+//! the pattern tokio uses in its own `src/loom`.
+//!
+//! Two helpers smooth over the differences:
+//!
+//! - [`UnsafeCell`] has loom's closure API (`with`, `with_mut`) in both
+//!   builds, so loom can track every access to a slot.
+//! - [`seqcst_fence_for_loom`] is a `SeqCst` fence under loom and nothing
+//!   otherwise. The wake-up protocols rely on the single total order of
+//!   `SeqCst` read-modify-writes and loads (a store-buffering pattern).
+//!   loom models `SeqCst` accesses as `AcqRel` (loom's README, "SeqCst
+//!   accesses"), which would report lost wake-ups that cannot happen; it
+//!   does model `SeqCst` fences exactly. Under loom the fence restores the
+//!   guarantee the std build gets from its `SeqCst` accesses.
+
+#[cfg(loom)]
+pub(crate) use loom::{
+    hint,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},
+    },
+    thread,
+};
+
+#[cfg(not(loom))]
+pub(crate) use std::{
+    hint,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
+    },
+    thread,
+};
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// `std::cell::UnsafeCell` with loom's closure-based API.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a shared pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a unique pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+/// A `SeqCst` fence under loom, nothing otherwise. See the module docs.
+#[inline(always)]
+pub(crate) fn seqcst_fence_for_loom() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+}
+
+/// Waits a little, for a condition another thread is about to make true.
+///
+/// Spins with the CPU's pause hint for a few rounds, then yields the
+/// thread. Under loom every call yields, so the model lets the other thread
+/// run instead of exploring the spin.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    const SPIN_LIMIT: u32 = 6;
+
+    pub(crate) fn new() -> Self {
+        Backoff { step: 0 }
+    }
+
+    /// Backs off after a lost race (a failed compare-and-swap).
+    #[inline]
+    pub(crate) fn spin(&mut self) {
+        #[cfg(loom)]
+        thread::yield_now();
+        #[cfg(not(loom))]
+        for _ in 0..1u32 << self.step.min(Self::SPIN_LIMIT) {
+            hint::spin_loop();
+        }
+        if self.step <= Self::SPIN_LIMIT {
+            self.step += 1;
+        }
+    }
+
+    /// Waits for another thread to finish a step (a slot being written).
+    #[inline]
+    pub(crate) fn snooze(&mut self) {
+        #[cfg(not(loom))]
+        if self.step <= Self::SPIN_LIMIT {
+            for _ in 0..1u32 << self.step {
+                hint::spin_loop();
+            }
+            self.step += 1;
+            return;
+        }
+        thread::yield_now();
+    }
+}

@@ -1,0 +1,343 @@
+//! The bounded lock-free mailbox: a ring of slots with stamps.
+//!
+//! This is the bounded-queue design of Dmitry Vyukov, as crossbeam's array
+//! channel also uses it, specialised to one consumer.
+//!
+//! # Indices and stamps
+//!
+//! `head` and `tail` hold an index into the ring in their low bits and a lap
+//! count above them; `one_lap` is the smallest power of two above the
+//! capacity times two, and the bit below it (`mark_bit`) marks the tail
+//! closed. Each slot has a stamp:
+//!
+//! - `stamp == tail` (same index, same lap): the slot is free for the
+//!   producer that claims `tail`;
+//! - `stamp == head + 1`: the slot holds the message for `head`;
+//! - after the receiver reads it, the stamp becomes `head + one_lap`: free
+//!   for the next lap.
+//!
+//! A producer claims `tail` with a compare-and-swap, writes its message and
+//! publishes it by storing the stamp. The receiver needs no
+//! compare-and-swap at all: it is alone on its side.
+//!
+//! # Full mailboxes
+//!
+//! A producer that finds the slot at `tail` still holding last lap's
+//! message compares `head` and `tail` to tell "full" from "the receiver is
+//! just finishing a read". A full mailbox makes `try_send` return `Full`,
+//! and `send` park on [`SendWaiters`] until the receiver frees a slot.
+//!
+//! # Memory
+//!
+//! The ring is allocated on the first send, so an idle mailbox that never
+//! received a message costs only its two cache lines.
+
+use std::mem::MaybeUninit;
+use std::ptr;
+
+use super::signal::{RecvSignal, SendWaiters};
+use super::{CachePadded, Pop, TrySendError};
+use crate::loom::{AtomicPtr, AtomicUsize, Backoff, Ordering, UnsafeCell};
+
+struct Slot<T> {
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// The producers' side. The geometry is repeated on both sides, so that
+/// neither reads the other's cache line on its fast path.
+struct Tx<T> {
+    tail: AtomicUsize,
+    ring: AtomicPtr<Slot<T>>,
+    cap: usize,
+    one_lap: usize,
+    signal: RecvSignal,
+    senders: AtomicUsize,
+}
+
+/// The receiver's side.
+struct Rx<T> {
+    /// Written only by the receiver; read by producers to tell a full ring.
+    head: AtomicUsize,
+    /// The receiver's copy of the ring pointer, set once it sees the ring.
+    ring: AtomicPtr<Slot<T>>,
+    cap: usize,
+    one_lap: usize,
+    waiters: SendWaiters,
+}
+
+/// A bounded lock-free MPSC queue. See the module docs.
+pub(crate) struct Array<T> {
+    tx: CachePadded<Tx<T>>,
+    rx: CachePadded<Rx<T>>,
+}
+
+// SAFETY: messages move between threads through the slots, so `T: Send` is
+// required and sufficient; shared state is atomics and slots accessed under
+// the stamp protocol in the module docs.
+unsafe impl<T: Send> Send for Array<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Send> Sync for Array<T> {}
+
+impl<T> Array<T> {
+    /// The largest capacity: the index, the mark bit and at least one lap
+    /// bit must fit in a word.
+    pub(crate) const MAX_CAPACITY: usize = usize::MAX >> 3;
+
+    /// A mailbox for `cap` messages; `1 <= cap <= MAX_CAPACITY`.
+    pub(crate) fn new(cap: usize) -> Self {
+        debug_assert!((1..=Self::MAX_CAPACITY).contains(&cap));
+        let one_lap = (cap + 1).next_power_of_two() * 2;
+        Array {
+            tx: CachePadded(Tx {
+                tail: AtomicUsize::new(0),
+                ring: AtomicPtr::new(ptr::null_mut()),
+                cap,
+                one_lap,
+                signal: RecvSignal::new(),
+                senders: AtomicUsize::new(1),
+            }),
+            rx: CachePadded(Rx {
+                head: AtomicUsize::new(0),
+                ring: AtomicPtr::new(ptr::null_mut()),
+                cap,
+                one_lap,
+                waiters: SendWaiters::new(),
+            }),
+        }
+    }
+
+    fn mark_bit(&self) -> usize {
+        self.tx.0.one_lap >> 1
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.tx.0.cap
+    }
+
+    pub(crate) fn signal(&self) -> &RecvSignal {
+        &self.tx.0.signal
+    }
+
+    pub(crate) fn senders(&self) -> &AtomicUsize {
+        &self.tx.0.senders
+    }
+
+    pub(crate) fn waiters(&self) -> &SendWaiters {
+        &self.rx.0.waiters
+    }
+
+    /// The ring, allocating it on first use.
+    fn ring(&self) -> *mut Slot<T> {
+        let ring = self.tx.0.ring.load(Ordering::Acquire);
+        if !ring.is_null() {
+            return ring;
+        }
+        let slots: Box<[Slot<T>]> = (0..self.tx.0.cap)
+            .map(|i| Slot {
+                stamp: AtomicUsize::new(i),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        let fresh = Box::into_raw(slots).cast::<Slot<T>>();
+        match self.tx.0.ring.compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(installed) => {
+                // SAFETY: `fresh` was never shared; it is the slice made above.
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, self.tx.0.cap)) });
+                installed
+            }
+        }
+    }
+
+    /// Appends `msg`, or hands it back if the mailbox is full or closed.
+    pub(crate) fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
+        let tx = &self.tx.0;
+        let mark_bit = self.mark_bit();
+        let ring = self.ring();
+        let mut backoff = Backoff::new();
+        let mut tail = tx.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & mark_bit != 0 {
+                return Err(TrySendError::Closed(msg));
+            }
+            let index = tail & (mark_bit - 1);
+            let lap = tail & !(tx.one_lap - 1);
+            // SAFETY: `index < cap`: the index bits of head and tail always
+            // are, and `ring` has `cap` slots.
+            let slot = unsafe { &*ring.add(index) };
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == tail {
+                let new_tail = if index + 1 < tx.cap {
+                    tail + 1
+                } else {
+                    lap.wrapping_add(tx.one_lap)
+                };
+                match tx.tail.compare_exchange_weak(
+                    tail,
+                    new_tail,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the claim gives this thread the slot until it
+                        // stores the stamp; the stamp said it is empty.
+                        slot.value
+                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
+                        slot.stamp.store(tail + 1, Ordering::Release);
+                        tx.signal.notify();
+                        return Ok(());
+                    }
+                    Err(current) => {
+                        tail = current;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp.wrapping_add(tx.one_lap) == tail + 1 {
+                // The slot still holds last lap's message: full, unless the
+                // receiver is in the middle of reading it.
+                let head = self.rx.0.head.load(Ordering::SeqCst);
+                if head.wrapping_add(tx.one_lap) == tail {
+                    return Err(TrySendError::Full(msg));
+                }
+                backoff.spin();
+                tail = tx.tail.load(Ordering::Relaxed);
+            } else {
+                // Another producer claimed this slot; catch up.
+                backoff.snooze();
+                tail = tx.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// After a sender registered on [`SendWaiters`]: is the mailbox still
+    /// full (and open)? `SeqCst`, as the wake-up protocol requires.
+    pub(crate) fn still_full(&self) -> bool {
+        let tail = self.tx.0.tail.load(Ordering::SeqCst);
+        if tail & self.mark_bit() != 0 {
+            return false;
+        }
+        let head = self.rx.0.head.load(Ordering::SeqCst);
+        head.wrapping_add(self.tx.0.one_lap) == tail
+    }
+
+    /// Takes the next message.
+    ///
+    /// # Safety
+    ///
+    /// Only one thread at a time may call `pop` (the receiver).
+    pub(crate) unsafe fn pop(&self) -> Pop<T> {
+        let rx = &self.rx.0;
+        let mut ring = rx.ring.load(Ordering::Relaxed);
+        if ring.is_null() {
+            ring = self.tx.0.ring.load(Ordering::Acquire);
+            if ring.is_null() {
+                return self.empty_or_busy(rx.head.load(Ordering::Relaxed));
+            }
+            rx.ring.store(ring, Ordering::Relaxed);
+        }
+        let head = rx.head.load(Ordering::Relaxed);
+        let mark_bit = rx.one_lap >> 1;
+        let index = head & (mark_bit - 1);
+        let lap = head & !(rx.one_lap - 1);
+        // SAFETY: `index < cap`, and the ring has `cap` slots.
+        let slot = unsafe { &*ring.add(index) };
+        if slot.stamp.load(Ordering::Acquire) != head + 1 {
+            return self.empty_or_busy(head);
+        }
+        let new_head = if index + 1 < rx.cap {
+            head + 1
+        } else {
+            lap.wrapping_add(rx.one_lap)
+        };
+        // SAFETY: the stamp (acquired above) says the slot holds the message
+        // for `head`, written by its producer; only the receiver reads it,
+        // once, before handing the slot to the next lap.
+        let msg = slot.value.with(|p| unsafe { ptr::read(p).assume_init() });
+        slot.stamp
+            .store(head.wrapping_add(rx.one_lap), Ordering::Release);
+        rx.head.store(new_head, Ordering::SeqCst);
+        rx.waiters.notify_all();
+        Pop::Msg(msg)
+    }
+
+    fn empty_or_busy(&self, head: usize) -> Pop<T> {
+        let tail = self.tx.0.tail.load(Ordering::SeqCst);
+        let mark_bit = self.mark_bit();
+        if tail & !mark_bit != head {
+            Pop::Busy
+        } else if tail & mark_bit != 0 {
+            Pop::Closed
+        } else {
+            Pop::Empty
+        }
+    }
+
+    /// Closes the mailbox to senders and wakes those waiting for room.
+    /// Returns whether this call closed it.
+    pub(crate) fn close(&self) -> bool {
+        let closed_now =
+            self.tx.0.tail.fetch_or(self.mark_bit(), Ordering::SeqCst) & self.mark_bit() == 0;
+        self.rx.0.waiters.notify_all();
+        closed_now
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.0.tail.load(Ordering::SeqCst) & self.mark_bit() != 0
+    }
+
+    /// The number of messages queued.
+    pub(crate) fn len(&self) -> usize {
+        let mark_bit = self.mark_bit();
+        loop {
+            let tail = self.tx.0.tail.load(Ordering::SeqCst);
+            let head = self.rx.0.head.load(Ordering::SeqCst);
+            // Only a consistent pair of readings gives a meaningful count.
+            if self.tx.0.tail.load(Ordering::SeqCst) != tail {
+                continue;
+            }
+            let tail_index = tail & (mark_bit - 1);
+            let head_index = head & (mark_bit - 1);
+            return if head_index < tail_index {
+                tail_index - head_index
+            } else if head_index > tail_index {
+                self.tx.0.cap - head_index + tail_index
+            } else if tail & !mark_bit == head {
+                0
+            } else {
+                self.tx.0.cap
+            };
+        }
+    }
+}
+
+impl<T> Drop for Array<T> {
+    fn drop(&mut self) {
+        let ring = self.tx.0.ring.load(Ordering::Relaxed);
+        if ring.is_null() {
+            return;
+        }
+        let len = self.len();
+        let head = self.rx.0.head.load(Ordering::Relaxed);
+        let mark_bit = self.mark_bit();
+        let cap = self.tx.0.cap;
+        // SAFETY: `&mut self`: both sides are gone, so every claimed slot is
+        // written; the `len` slots from `head` hold unread messages, each
+        // dropped once, and the ring is the slice `ring()` allocated.
+        unsafe {
+            let start = head & (mark_bit - 1);
+            for i in 0..len {
+                let index = (start + i) % cap;
+                (*ring.add(index))
+                    .value
+                    .with_mut(|p| (*p).assume_init_drop());
+            }
+            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(ring, cap)));
+        }
+    }
+}

@@ -1,0 +1,733 @@
+//! Mailboxes: the multi-producer, single-consumer queues in front of every
+//! actor.
+//!
+//! ```
+//! use proc_daemon_actors::mailbox;
+//!
+//! # futures_lite_block_on(async {
+//! let (tx, mut rx) = mailbox::bounded::<u64>(2);
+//! tx.send(1).await.unwrap();
+//! tx.try_send(2).unwrap();
+//! // Full: the message is handed back.
+//! assert_eq!(tx.try_send(3).unwrap_err().into_inner(), 3);
+//! assert_eq!(rx.recv().await, Some(1));
+//! drop(tx);
+//! // The last sender is gone: the receiver drains what is queued, then ends.
+//! assert_eq!(rx.recv().await, Some(2));
+//! assert_eq!(rx.recv().await, None);
+//! # });
+//! # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     proc_daemon_actors::mailbox::block_on(f)
+//! # }
+//! ```
+//!
+//! # Flavours
+//!
+//! - [`unbounded`]: a lock-free linked list of blocks (`list.rs`).
+//! - [`bounded`]: a lock-free ring with stamps (`array.rs`); `send` waits
+//!   while it is full, `try_send` hands the message back.
+//! - [`Backend::Mutex`] selects a `Mutex<VecDeque>` with the same API and
+//!   guarantees (`locked.rs`): the reference for debugging and the baseline
+//!   of the benchmark. The daemon picks it with `performance.lock_free =
+//!   false`.
+//!
+//! # Guarantees
+//!
+//! - Messages from one sender arrive in the order it sent them.
+//! - A send either delivers the message or hands it back
+//!   ([`TrySendError`], [`SendError`]); a send racing [`Receiver::close`]
+//!   is one or the other, never both and never neither.
+//! - After `close`, or once the last [`Sender`] is dropped, sends fail and
+//!   the receiver still gets every message queued before, then `None`.
+//! - Every message is dropped exactly once, including those still queued
+//!   when both sides are gone.
+//! - No lock on the send or receive path of the lock-free flavours. A
+//!   receiver parked on an empty mailbox is woken once per transition from
+//!   empty to non-empty, by the one sender that finds it parked; senders
+//!   that find it busy pay a single load. A sender parked on a full bounded
+//!   mailbox is woken when a slot frees up or the mailbox closes.
+//! - An idle mailbox that never received a message allocates no message
+//!   storage: it is two cache lines plus the `Arc` header (a test checks it
+//!   stays within 256 bytes).
+//!
+//! `signal.rs` documents the wake-up protocol; `loom-tests/` checks it and
+//! the queues under every interleaving loom explores.
+
+mod array;
+mod list;
+mod locked;
+mod signal;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, Wake, Waker};
+
+use self::array::Array;
+use self::list::List;
+use self::locked::Locked;
+use self::signal::{RecvSignal, Waiter};
+use crate::loom::{Arc, Backoff, Ordering, thread};
+
+/// Aligns a value to a cache line, so that the producers' and the receiver's
+/// hot fields do not share one. 64 bytes: the line size of the x86-64 and
+/// most AArch64 parts this runs on.
+#[repr(align(64))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+/// What the receiver found at the head of a queue.
+pub(crate) enum Pop<T> {
+    /// The next message.
+    Msg(T),
+    /// Nothing queued.
+    Empty,
+    /// A sender has claimed the head slot and is writing it.
+    Busy,
+    /// Nothing queued, and closed: nothing ever will be.
+    Closed,
+}
+
+/// How many messages a mailbox holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capacity {
+    /// No limit: sends never wait.
+    Unbounded,
+    /// At most this many queued messages: sends wait while it is full.
+    Bounded(usize),
+}
+
+/// Which implementation backs a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// The lock-free queues (the default).
+    #[default]
+    LockFree,
+    /// A `Mutex<VecDeque>`: the reference implementation.
+    Mutex,
+}
+
+/// An unbounded lock-free mailbox.
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    channel(Capacity::Unbounded, Backend::LockFree)
+}
+
+/// A bounded lock-free mailbox for `capacity` messages.
+///
+/// # Panics
+///
+/// If `capacity` is 0 (a mailbox must hold at least one message) or larger
+/// than `usize::MAX / 8`.
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    channel(Capacity::Bounded(capacity), Backend::LockFree)
+}
+
+/// A mailbox of the given capacity and backend.
+///
+/// # Panics
+///
+/// As [`bounded`], for a bounded capacity of 0 or above `usize::MAX / 8`.
+pub fn channel<T>(capacity: Capacity, backend: Backend) -> (Sender<T>, Receiver<T>) {
+    if let Capacity::Bounded(cap) = capacity {
+        assert!(
+            cap >= 1,
+            "a bounded mailbox needs a capacity of at least 1, got 0"
+        );
+        assert!(
+            cap <= Array::<T>::MAX_CAPACITY,
+            "a bounded mailbox's capacity must be at most {}, got {cap}",
+            Array::<T>::MAX_CAPACITY
+        );
+    }
+    let flavor = match (backend, capacity) {
+        (Backend::LockFree, Capacity::Unbounded) => Flavor::List(Arc::new(List::new())),
+        (Backend::LockFree, Capacity::Bounded(cap)) => Flavor::Array(Arc::new(Array::new(cap))),
+        (Backend::Mutex, Capacity::Unbounded) => Flavor::Locked(Arc::new(Locked::new(None))),
+        (Backend::Mutex, Capacity::Bounded(cap)) => {
+            Flavor::Locked(Arc::new(Locked::new(Some(cap))))
+        }
+    };
+    (
+        Sender {
+            flavor: flavor.clone(),
+        },
+        Receiver { flavor },
+    )
+}
+
+enum Flavor<T> {
+    List(Arc<List<T>>),
+    Array(Arc<Array<T>>),
+    Locked(Arc<Locked<T>>),
+}
+
+impl<T> Clone for Flavor<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Flavor::List(q) => Flavor::List(q.clone()),
+            Flavor::Array(q) => Flavor::Array(q.clone()),
+            Flavor::Locked(q) => Flavor::Locked(q.clone()),
+        }
+    }
+}
+
+impl<T> Flavor<T> {
+    fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
+        match self {
+            Flavor::List(q) => q.try_push(msg),
+            Flavor::Array(q) => q.try_push(msg),
+            Flavor::Locked(q) => q.try_push(msg),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Receiver only (one thread at a time).
+    unsafe fn pop(&self) -> Pop<T> {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match self {
+                Flavor::List(q) => q.pop(),
+                Flavor::Array(q) => q.pop(),
+                Flavor::Locked(q) => q.pop(),
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Flavor::List(q) => q.len(),
+            Flavor::Array(q) => q.len(),
+            Flavor::Locked(q) => q.len(),
+        }
+    }
+
+    fn capacity(&self) -> Option<usize> {
+        match self {
+            Flavor::List(_) => None,
+            Flavor::Array(q) => Some(q.capacity()),
+            Flavor::Locked(q) => q.capacity(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Flavor::List(q) => q.is_closed(),
+            Flavor::Array(q) => q.is_closed(),
+            Flavor::Locked(q) => q.is_closed(),
+        }
+    }
+
+    fn senders(&self) -> &crate::loom::AtomicUsize {
+        match self {
+            Flavor::List(q) => q.senders(),
+            Flavor::Array(q) => q.senders(),
+            Flavor::Locked(q) => q.senders(),
+        }
+    }
+
+    /// Closes the mailbox to senders and wakes whoever waits on it.
+    fn close(&self) {
+        match self {
+            Flavor::List(q) => {
+                if q.close() {
+                    q.signal().notify();
+                }
+            }
+            Flavor::Array(q) => {
+                if q.close() {
+                    q.signal().notify();
+                }
+            }
+            Flavor::Locked(q) => {
+                q.close();
+            }
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Flavor::List(a), Flavor::List(b)) => Arc::ptr_eq(a, b),
+            (Flavor::Array(a), Flavor::Array(b)) => Arc::ptr_eq(a, b),
+            (Flavor::Locked(a), Flavor::Locked(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Receives from a lock-free queue, parking on `signal` when it is empty.
+///
+/// # Safety
+///
+/// Receiver only (one thread at a time).
+unsafe fn poll_pop_lock_free<T>(
+    pop: impl Fn() -> Pop<T>,
+    signal: &RecvSignal,
+    cx: &mut Context<'_>,
+) -> Poll<Option<T>> {
+    let mut backoff = Backoff::new();
+    loop {
+        match pop() {
+            Pop::Msg(msg) => return Poll::Ready(Some(msg)),
+            Pop::Closed => return Poll::Ready(None),
+            Pop::Busy => {
+                backoff.snooze();
+                continue;
+            }
+            Pop::Empty => {}
+        }
+        signal.park(cx.waker());
+        // Look again after publishing the park: a sender that claimed a
+        // slot before it saw the park is visible now (signal.rs).
+        match pop() {
+            Pop::Empty => return Poll::Pending,
+            Pop::Msg(msg) => {
+                signal.unpark();
+                return Poll::Ready(Some(msg));
+            }
+            Pop::Closed => {
+                signal.unpark();
+                return Poll::Ready(None);
+            }
+            Pop::Busy => {
+                signal.unpark();
+                backoff.snooze();
+            }
+        }
+    }
+}
+
+/// The sending half of a mailbox. Cheap to clone; every clone sends into
+/// the same mailbox. The mailbox closes when the last one is dropped.
+pub struct Sender<T> {
+    flavor: Flavor<T>,
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.flavor.senders().fetch_add(1, Ordering::Relaxed);
+        Sender {
+            flavor: self.flavor.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.flavor.senders().fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.flavor.close();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> Sender<T> {
+    /// Sends `msg` without waiting: hands it back if the mailbox is full or
+    /// closed.
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.flavor.try_push(msg)
+    }
+
+    /// Sends `msg`, waiting while a bounded mailbox is full. Fails, handing
+    /// the message back, if the mailbox is closed.
+    ///
+    /// Dropping the future before it completes drops the message unsent.
+    pub fn send(&self, msg: T) -> Send<'_, T> {
+        Send {
+            sender: self,
+            msg: Some(msg),
+            waiter: None,
+        }
+    }
+
+    /// Sends `msg`, blocking the thread while a bounded mailbox is full.
+    /// For threads outside an async runtime.
+    pub fn blocking_send(&self, msg: T) -> Result<(), SendError<T>> {
+        block_on(self.send(msg))
+    }
+
+    /// How many messages are queued now.
+    pub fn len(&self) -> usize {
+        self.flavor.len()
+    }
+
+    /// Whether no message is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity of a bounded mailbox; `None` for an unbounded one.
+    pub fn capacity(&self) -> Option<usize> {
+        self.flavor.capacity()
+    }
+
+    /// Whether the mailbox is closed to senders.
+    pub fn is_closed(&self) -> bool {
+        self.flavor.is_closed()
+    }
+
+    /// Whether `self` and `other` send into the same mailbox.
+    pub fn same_mailbox(&self, other: &Sender<T>) -> bool {
+        self.flavor.same(&other.flavor)
+    }
+}
+
+/// The future of [`Sender::send`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Send<'a, T> {
+    sender: &'a Sender<T>,
+    msg: Option<T>,
+    /// Our registration on a full bounded mailbox, if any.
+    waiter: Option<Arc<Waiter>>,
+}
+
+// The message is moved in and out by value, never pinned.
+impl<T> Unpin for Send<'_, T> {}
+
+impl<T> fmt::Debug for Send<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Send")
+            .field("done", &self.msg.is_none())
+            .finish()
+    }
+}
+
+impl<T> Future for Send<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(mut msg) = this.msg.take() else {
+            panic!("`Send` polled after it completed");
+        };
+        match &this.sender.flavor {
+            Flavor::List(q) => Poll::Ready(q.try_push(msg).map_err(|e| SendError(e.into_inner()))),
+            Flavor::Locked(q) => match q.poll_push(msg, cx) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(TrySendError::Closed(msg)) => Poll::Ready(Err(SendError(msg))),
+                Err(TrySendError::Full(msg)) => {
+                    this.msg = Some(msg);
+                    Poll::Pending
+                }
+            },
+            Flavor::Array(q) => loop {
+                match q.try_push(msg) {
+                    Ok(()) => return Poll::Ready(Ok(())),
+                    Err(TrySendError::Closed(m)) => return Poll::Ready(Err(SendError(m))),
+                    Err(TrySendError::Full(m)) => msg = m,
+                }
+                if this
+                    .waiter
+                    .as_ref()
+                    .is_some_and(|w| w.is_pending_for(cx.waker()))
+                {
+                    // Registered earlier, and no slot has freed since.
+                    this.msg = Some(msg);
+                    return Poll::Pending;
+                }
+                this.waiter = Some(q.waiters().register(cx.waker()));
+                // Look again after registering (signal.rs).
+                if q.still_full() {
+                    this.msg = Some(msg);
+                    return Poll::Pending;
+                }
+            },
+        }
+    }
+}
+
+/// The receiving half of a mailbox. There is one; it is not `Clone`.
+/// Dropping it closes the mailbox and drops the queued messages.
+pub struct Receiver<T> {
+    flavor: Flavor<T>,
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives the next message, waiting for one if the mailbox is empty.
+    /// `None` once the mailbox is closed and drained.
+    pub fn recv(&mut self) -> Recv<'_, T> {
+        Recv { receiver: self }
+    }
+
+    /// Polls for the next message; see [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match &self.flavor {
+            // SAFETY: `&mut self`: this is the one receiver.
+            Flavor::List(q) => unsafe { poll_pop_lock_free(|| q.pop(), q.signal(), cx) },
+            // SAFETY: as above.
+            Flavor::Array(q) => unsafe { poll_pop_lock_free(|| q.pop(), q.signal(), cx) },
+            Flavor::Locked(q) => q.poll_pop(cx),
+        }
+    }
+
+    /// Receives the next message if one is ready.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let mut backoff = Backoff::new();
+        loop {
+            // SAFETY: `&mut self`: this is the one receiver.
+            match unsafe { self.flavor.pop() } {
+                Pop::Msg(msg) => return Ok(msg),
+                Pop::Empty => return Err(TryRecvError::Empty),
+                Pop::Closed => return Err(TryRecvError::Closed),
+                // A sender is finishing its write: the message is a few
+                // instructions away.
+                Pop::Busy => backoff.snooze(),
+            }
+        }
+    }
+
+    /// Waits for at least one message, then moves up to `limit` ready
+    /// messages into `buf`. Returns how many it moved; 0 means the mailbox
+    /// is closed and drained (or `limit` is 0).
+    pub fn recv_many<'a>(&'a mut self, buf: &'a mut Vec<T>, limit: usize) -> RecvMany<'a, T> {
+        RecvMany {
+            receiver: self,
+            buf,
+            limit,
+        }
+    }
+
+    /// Receives the next message, blocking the thread while the mailbox is
+    /// empty. For threads outside an async runtime.
+    pub fn blocking_recv(&mut self) -> Option<T> {
+        block_on(self.recv())
+    }
+
+    /// Closes the mailbox to senders. Messages already queued can still be
+    /// received; then `recv` returns `None`.
+    pub fn close(&mut self) {
+        self.flavor.close();
+    }
+
+    /// How many messages are queued now.
+    pub fn len(&self) -> usize {
+        self.flavor.len()
+    }
+
+    /// Whether no message is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity of a bounded mailbox; `None` for an unbounded one.
+    pub fn capacity(&self) -> Option<usize> {
+        self.flavor.capacity()
+    }
+
+    /// Whether the mailbox is closed to senders.
+    pub fn is_closed(&self) -> bool {
+        self.flavor.is_closed()
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.flavor.close();
+        if let Flavor::Locked(q) = &self.flavor {
+            q.close_and_clear();
+            return;
+        }
+        // Drop what is queued now; a message still being written is dropped
+        // with the mailbox, when the last sender goes.
+        // SAFETY: `&mut self`: this is the one receiver.
+        while let Pop::Msg(msg) = unsafe { self.flavor.pop() } {
+            drop(msg);
+        }
+    }
+}
+
+/// The future of [`Receiver::recv`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Recv<'a, T> {
+    receiver: &'a mut Receiver<T>,
+}
+
+impl<T> Future for Recv<'_, T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().receiver.poll_recv(cx)
+    }
+}
+
+/// The future of [`Receiver::recv_many`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct RecvMany<'a, T> {
+    receiver: &'a mut Receiver<T>,
+    buf: &'a mut Vec<T>,
+    limit: usize,
+}
+
+impl<T> Future for RecvMany<'_, T> {
+    type Output = usize;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        let this = self.get_mut();
+        if this.limit == 0 {
+            return Poll::Ready(0);
+        }
+        match this.receiver.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(0),
+            Poll::Ready(Some(first)) => {
+                this.buf.push(first);
+                let mut moved = 1;
+                while moved < this.limit {
+                    match this.receiver.try_recv() {
+                        Ok(msg) => {
+                            this.buf.push(msg);
+                            moved += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Poll::Ready(moved)
+            }
+        }
+    }
+}
+
+/// Why [`Sender::try_send`] failed. Either way the message is handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// The bounded mailbox is full.
+    Full(T),
+    /// The mailbox is closed: the receiver is gone or closed it.
+    Closed(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(msg) | TrySendError::Closed(msg) => msg,
+        }
+    }
+
+    /// Whether the mailbox was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(_))
+    }
+
+    /// Whether the mailbox was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TrySendError::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("the mailbox is full"),
+            TrySendError::Closed(_) => f.write_str("the mailbox is closed"),
+        }
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
+
+/// [`Sender::send`] failed because the mailbox is closed; the message is
+/// handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SendError<T>(pub T);
+
+impl<T> SendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the mailbox is closed")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+
+/// Why [`Receiver::try_recv`] returned no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TryRecvError {
+    /// Nothing is queued now.
+    Empty,
+    /// Nothing is queued and the mailbox is closed: nothing ever will be.
+    Closed,
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("the mailbox is empty"),
+            TryRecvError::Closed => f.write_str("the mailbox is closed and empty"),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
+
+/// Wakes a thread blocked in [`block_on`].
+struct ThreadWaker(thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a future to completion on the current thread, parking the thread
+/// while it waits. This is what the `blocking_*` methods use; it is public
+/// for tests and small tools, not as an executor.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests;
