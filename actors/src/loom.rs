@@ -84,6 +84,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     const SPIN_LIMIT: u32 = 6;
+    const YIELD_LIMIT: u32 = 10;
 
     pub(crate) fn new() -> Self {
         Backoff { step: 0 }
@@ -103,7 +104,8 @@ impl Backoff {
         }
     }
 
-    /// Waits for another thread to finish a step (a slot being written).
+    /// Waits for another thread to finish a step (a slot being written),
+    /// or, before parking a thread, for a message likely to come soon.
     #[inline]
     pub(crate) fn snooze(&mut self) {
         #[cfg(not(loom))]
@@ -115,5 +117,14 @@ impl Backoff {
             return;
         }
         thread::yield_now();
+        if self.step <= Self::YIELD_LIMIT {
+            self.step += 1;
+        }
+    }
+
+    /// Whether waiting longer is better done by parking the thread.
+    #[inline]
+    pub(crate) fn is_completed(&self) -> bool {
+        self.step > Self::YIELD_LIMIT
     }
 }

@@ -189,7 +189,9 @@ impl<T> Array<T> {
                         // stores the stamp; the stamp said it is empty.
                         slot.value
                             .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
-                        slot.stamp.store(tail + 1, Ordering::Release);
+                        // `SeqCst` read-modify-write: half of the wake-up
+                        // protocol with the receiver (signal.rs).
+                        slot.stamp.swap(tail + 1, Ordering::SeqCst);
                         tx.signal.notify();
                         return Ok(());
                     }
@@ -237,7 +239,7 @@ impl<T> Array<T> {
         if ring.is_null() {
             ring = self.tx.0.ring.load(Ordering::Acquire);
             if ring.is_null() {
-                return self.empty_or_busy(rx.head.load(Ordering::Relaxed));
+                return self.empty_or_closed(rx.head.load(Ordering::Relaxed));
             }
             rx.ring.store(ring, Ordering::Relaxed);
         }
@@ -247,8 +249,8 @@ impl<T> Array<T> {
         let lap = head & !(rx.one_lap - 1);
         // SAFETY: `index < cap`, and the ring has `cap` slots.
         let slot = unsafe { &*ring.add(index) };
-        if slot.stamp.load(Ordering::Acquire) != head + 1 {
-            return self.empty_or_busy(head);
+        if slot.stamp.load(Ordering::SeqCst) != head + 1 {
+            return self.empty_or_closed(head);
         }
         let new_head = if index + 1 < rx.cap {
             head + 1
@@ -266,12 +268,13 @@ impl<T> Array<T> {
         Pop::Msg(msg)
     }
 
-    fn empty_or_busy(&self, head: usize) -> Pop<T> {
+    /// The head slot holds no message: `Closed` if nothing was claimed and
+    /// the mailbox is closed; otherwise `Empty` (a claimed slot's producer
+    /// wakes the receiver once it has written it).
+    fn empty_or_closed(&self, head: usize) -> Pop<T> {
         let tail = self.tx.0.tail.load(Ordering::SeqCst);
         let mark_bit = self.mark_bit();
-        if tail & !mark_bit != head {
-            Pop::Busy
-        } else if tail & mark_bit != 0 {
+        if tail & mark_bit != 0 && tail & !mark_bit == head {
             Pop::Closed
         } else {
             Pop::Empty

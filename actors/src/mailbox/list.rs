@@ -12,7 +12,10 @@
 //! # Producers
 //!
 //! A producer claims a position with a compare-and-swap of the tail, writes
-//! its message into the slot and sets the slot's `WRITTEN` bit. The producer
+//! its message into the slot and sets the slot's `WRITTEN` bit, then looks
+//! whether the receiver is parked (signal.rs). The receiver never waits for
+//! a producer that has claimed a slot but not written it: it parks, and
+//! that producer wakes it. The producer
 //! that claims the last slot of a block links a fresh block first (it
 //! allocates it before claiming, so the critical window holds no
 //! allocation), then moves the tail past the sentinel position, then writes
@@ -31,6 +34,9 @@
 //!
 //! - A block pointer is dereferenced by a producer only after it won the
 //!   claim of a position in that block.
+//! - A producer always reads the tail before the tail block, so the block
+//!   it holds is never older than the position it claims: the tail only
+//!   enters a new block after that block is stored.
 //! - Every claimed position is written exactly once, by its claimer, and
 //!   read at most once, by the receiver; a position never read is dropped by
 //!   `Drop`, which runs when both sides are gone.
@@ -171,11 +177,15 @@ impl<T> List<T> {
                         self.rx.0.block.store(first, Ordering::Release);
                         block = first;
                     }
-                    Err(current) => {
+                    Err(_) => {
                         // SAFETY: `first` was never shared.
                         drop(unsafe { Box::from_raw(first) });
-                        block = current;
+                        // Reload the tail before the block, as at the top:
+                        // a block read before the tail may be stale (the tail
+                        // can have moved on into a later block, and the block
+                        // read be freed). loom found this.
                         tail = tx.tail.load(Ordering::Acquire);
+                        block = tx.block.load(Ordering::Acquire);
                         continue;
                     }
                 }
@@ -199,7 +209,11 @@ impl<T> List<T> {
                         }
                         let slot = (*block).slots.get_unchecked(offset);
                         slot.value.with_mut(|p| p.write(MaybeUninit::new(msg)));
-                        slot.state.store(WRITTEN, Ordering::Release);
+                        // A `SeqCst` read-modify-write: the receiver's look at
+                        // this slot after it parks and our look at its parking
+                        // state below are the two halves of the wake-up
+                        // protocol (signal.rs).
+                        slot.state.swap(WRITTEN, Ordering::SeqCst);
                     }
                     self.signal().notify();
                     return Ok(());
@@ -224,7 +238,7 @@ impl<T> List<T> {
         let mut block = rx.block.load(Ordering::Acquire);
         loop {
             if block.is_null() {
-                return self.empty_or_busy(head);
+                return self.empty_or_closed(head);
             }
             let offset = (head >> SHIFT) % LAP;
             if offset == BLOCK_CAP {
@@ -246,8 +260,8 @@ impl<T> List<T> {
             // SAFETY: `block` is the receiver's current block, alive until the
             // receiver frees it above.
             let slot = unsafe { (*block).slots.get_unchecked(offset) };
-            if slot.state.load(Ordering::Acquire) & WRITTEN == 0 {
-                return self.empty_or_busy(head);
+            if slot.state.load(Ordering::SeqCst) & WRITTEN == 0 {
+                return self.empty_or_closed(head);
             }
             // SAFETY: `WRITTEN` (acquired above) says the value is initialised,
             // and positions are read once: `head` moves past it next.
@@ -257,13 +271,12 @@ impl<T> List<T> {
         }
     }
 
-    /// The head slot holds no message: is the mailbox empty, closed, or is a
-    /// producer between claiming the slot and writing it?
-    fn empty_or_busy(&self, head: usize) -> Pop<T> {
+    /// The head slot holds no message. It is `Closed` only if nothing was
+    /// claimed either; a slot claimed but not yet written counts as empty,
+    /// and its producer wakes the receiver once it has written it.
+    fn empty_or_closed(&self, head: usize) -> Pop<T> {
         let tail = self.tx.0.tail.load(Ordering::SeqCst);
-        if tail >> SHIFT != head >> SHIFT {
-            Pop::Busy
-        } else if tail & CLOSED != 0 {
+        if tail & CLOSED != 0 && tail >> SHIFT == head >> SHIFT {
             Pop::Closed
         } else {
             Pop::Empty

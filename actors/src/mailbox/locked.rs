@@ -101,7 +101,7 @@ impl<T> Locked<T> {
         match self.pop_or_register(Some(cx.waker())) {
             Pop::Msg(msg) => Poll::Ready(Some(msg)),
             Pop::Closed => Poll::Ready(None),
-            Pop::Empty | Pop::Busy => Poll::Pending,
+            Pop::Empty => Poll::Pending,
         }
     }
 
