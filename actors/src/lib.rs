@@ -10,10 +10,13 @@
 //!
 //! - [`mailbox`]: the lock-free MPSC queues in front of every actor,
 //!   verified with loom (`loom-tests/`) and Miri.
+//! - [`executor::topology`]: the NUMA nodes, cores and CPUs the process may
+//!   use (the worker pool that uses it is not built yet).
 //!
 //! The lock-free code reaches atomics, cells and threads only through
 //! `loom.rs`, a std/loom shim, so that `RUSTFLAGS="--cfg loom"` model-checks
 //! the code that ships.
 
+pub mod executor;
 pub(crate) mod loom;
 pub mod mailbox;
