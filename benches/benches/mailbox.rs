@@ -51,32 +51,53 @@ fn share(producers: u64) -> u64 {
     MESSAGES / producers
 }
 
-fn proc_daemon_blocking(producers: u64, bound: Bound, backend: Backend) -> Duration {
-    let capacity = match bound {
-        Bound::Bounded => Capacity::Bounded(BOUND),
-        Bound::Unbounded => Capacity::Unbounded,
-    };
-    let (tx, mut rx) = mailbox::channel::<u64>(capacity, backend);
+/// The blocking harness every channel row shares: `producers` threads each
+/// send their share through a clone of `tx` with `send`; the calling thread
+/// receives with `recv` until it returns `None` (all senders gone). Returns
+/// the time from the first spawn to the last message.
+fn run_blocking<S>(
+    producers: u64,
+    tx: S,
+    send: fn(&S, u64),
+    mut recv: impl FnMut() -> Option<u64>,
+) -> Duration
+where
+    S: Clone + Send + 'static,
+{
     let start = Instant::now();
     let handles: Vec<_> = (0..producers)
         .map(|_| {
             let tx = tx.clone();
             thread::spawn(move || {
                 for i in 0..share(producers) {
-                    tx.blocking_send(i).unwrap();
+                    send(&tx, i);
                 }
             })
         })
         .collect();
     drop(tx);
     let mut sum = 0u64;
-    while let Some(v) = rx.blocking_recv() {
+    while let Some(v) = recv() {
         sum = sum.wrapping_add(v);
     }
     let elapsed = start.elapsed();
     black_box(sum);
     handles.into_iter().for_each(|h| h.join().unwrap());
     elapsed
+}
+
+fn proc_daemon_blocking(producers: u64, bound: Bound, backend: Backend) -> Duration {
+    let capacity = match bound {
+        Bound::Bounded => Capacity::Bounded(BOUND),
+        Bound::Unbounded => Capacity::Unbounded,
+    };
+    let (tx, mut rx) = mailbox::channel::<u64>(capacity, backend);
+    run_blocking(
+        producers,
+        tx,
+        |tx, i| tx.blocking_send(i).unwrap(),
+        || rx.blocking_recv(),
+    )
 }
 
 fn crossbeam_blocking(producers: u64, bound: Bound) -> Duration {
@@ -84,74 +105,35 @@ fn crossbeam_blocking(producers: u64, bound: Bound) -> Duration {
         Bound::Bounded => crossbeam_channel::bounded::<u64>(BOUND),
         Bound::Unbounded => crossbeam_channel::unbounded::<u64>(),
     };
-    let start = Instant::now();
-    let handles: Vec<_> = (0..producers)
-        .map(|_| {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for i in 0..share(producers) {
-                    tx.send(i).unwrap();
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-    let mut sum = 0u64;
-    while let Ok(v) = rx.recv() {
-        sum = sum.wrapping_add(v);
-    }
-    let elapsed = start.elapsed();
-    black_box(sum);
-    handles.into_iter().for_each(|h| h.join().unwrap());
-    elapsed
+    run_blocking(
+        producers,
+        tx,
+        |tx, i| tx.send(i).unwrap(),
+        || rx.recv().ok(),
+    )
 }
 
 fn tokio_blocking(producers: u64, bound: Bound) -> Duration {
-    let start;
-    let mut sum = 0u64;
-    let handles: Vec<_>;
     match bound {
         Bound::Bounded => {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(BOUND);
-            start = Instant::now();
-            handles = (0..producers)
-                .map(|_| {
-                    let tx = tx.clone();
-                    thread::spawn(move || {
-                        for i in 0..share(producers) {
-                            tx.blocking_send(i).unwrap();
-                        }
-                    })
-                })
-                .collect();
-            drop(tx);
-            while let Some(v) = rx.blocking_recv() {
-                sum = sum.wrapping_add(v);
-            }
+            run_blocking(
+                producers,
+                tx,
+                |tx, i| tx.blocking_send(i).unwrap(),
+                || rx.blocking_recv(),
+            )
         }
         Bound::Unbounded => {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-            start = Instant::now();
-            handles = (0..producers)
-                .map(|_| {
-                    let tx = tx.clone();
-                    thread::spawn(move || {
-                        for i in 0..share(producers) {
-                            tx.send(i).unwrap();
-                        }
-                    })
-                })
-                .collect();
-            drop(tx);
-            while let Some(v) = rx.blocking_recv() {
-                sum = sum.wrapping_add(v);
-            }
+            run_blocking(
+                producers,
+                tx,
+                |tx, i| tx.send(i).unwrap(),
+                || rx.blocking_recv(),
+            )
         }
     }
-    let elapsed = start.elapsed();
-    black_box(sum);
-    handles.into_iter().for_each(|h| h.join().unwrap());
-    elapsed
 }
 
 /// crossbeam-queue has no blocking or closing: producers spin while full,

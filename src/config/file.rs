@@ -65,7 +65,7 @@ pub(super) fn apply_str(
 
     // Which written key set each field, so that a key and its alias in the
     // same file are reported instead of one silently winning.
-    let mut seen: Vec<Option<(String, usize)>> = vec![None; FIELDS.len()];
+    let mut seen: Vec<Option<String>> = vec![None; FIELDS.len()];
     for (key, value) in in_file_order(document.get_ref()) {
         let name = key.get_ref().as_ref();
         if SECTIONS.contains(&name) {
@@ -115,7 +115,7 @@ fn in_file_order<'a, 'i>(
 fn apply_key(
     config: &mut Config,
     sources: &mut [Source],
-    seen: &mut [Option<(String, usize)>],
+    seen: &mut [Option<String>],
     at: &dyn Fn(usize) -> Source,
     written: &str,
     key: &Spanned<std::borrow::Cow<'_, str>>,
@@ -134,7 +134,7 @@ fn apply_key(
     };
     let field = &FIELDS[index];
     let rendered = render_toml(value.get_ref());
-    if let Some((first, _)) = &seen[index] {
+    if let Some(first) = &seen[index] {
         return Err(config_error(
             Some(written),
             Some(rendered),
@@ -147,7 +147,7 @@ fn apply_key(
             },
         ));
     }
-    seen[index] = Some((written.to_owned(), value.span().start));
+    seen[index] = Some(written.to_owned());
     (field.parse_toml)(config, value.get_ref()).map_err(|err| {
         let problem = match err {
             ValueError::WrongType(found) => ConfigProblem::WrongType {
