@@ -20,7 +20,6 @@
 
 #[cfg(loom)]
 pub(crate) use loom::{
-    hint,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},

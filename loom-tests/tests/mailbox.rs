@@ -33,10 +33,12 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 /// Like [`model`], with at most two preemptions. The two-producer models
-/// with a parking receiver take 57 s and 92 s at two on a 2-core machine
+/// with a *parking* receiver take 57 s and 92 s at two on a 2-core machine
 /// and did not finish within 15 minutes at three (measured 2026-11-26), so
-/// they run at two; every other model runs at `LOOM_MAX_PREEMPTIONS` (3 in
-/// CI).
+/// they run at two, as an extra. The same race at three preemptions is
+/// `two_producers_one_polling_consumer_*` (44 s for both), whose receiver
+/// polls instead of parking; every model but these two runs at
+/// `LOOM_MAX_PREEMPTIONS` (3 in CI).
 fn model_two_preemptions(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 20_000;
@@ -53,33 +55,98 @@ impl Drop for Counted {
     }
 }
 
+/// Producer 0 sends `(0, 0)` and `(0, 1)`, producer 1 sends `(1, 0)`, each
+/// on its own thread, then drops its sender.
+fn spawn_two_producers(tx: mailbox::Sender<(u32, u32)>) -> Vec<thread::JoinHandle<()>> {
+    [(0u32, 2u32), (1, 1)]
+        .into_iter()
+        .map(|(p, count)| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..count {
+                    tx.try_send((p, i)).unwrap();
+                }
+            })
+        })
+        .collect()
+}
+
+/// Checks each producer's messages arrive in the order it sent them.
+#[derive(Default)]
+struct PerProducerOrder {
+    next: [u32; 2],
+}
+
+impl PerProducerOrder {
+    fn check(&mut self, (p, i): (u32, u32)) {
+        assert_eq!(i, self.next[p as usize], "producer {p} out of order");
+        self.next[p as usize] += 1;
+    }
+
+    fn assert_all_received(&self) {
+        assert_eq!(self.next, [2, 1], "messages lost");
+    }
+}
+
 /// Producer 0 sends two messages and producer 1 one, while the receiver
 /// parks and wakes: nothing is lost and each producer's order holds.
 fn two_producers_one_consumer(capacity: Capacity) {
     model_two_preemptions(move || {
         let (tx, mut rx) = mailbox::channel(capacity, Backend::LockFree);
-        let producers: Vec<_> = [(0u32, 2u32), (1, 1)]
-            .into_iter()
-            .map(|(p, count)| {
-                let tx = tx.clone();
-                thread::spawn(move || {
-                    for i in 0..count {
-                        tx.try_send((p, i)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        drop(tx);
-        let mut next = [0u32; 2];
-        while let Some((p, i)) = block_on(rx.recv()) {
-            assert_eq!(i, next[p as usize], "producer {p} out of order");
-            next[p as usize] += 1;
+        let producers = spawn_two_producers(tx);
+        let mut order = PerProducerOrder::default();
+        while let Some(msg) = block_on(rx.recv()) {
+            order.check(msg);
         }
-        assert_eq!(next, [2, 1], "messages lost");
+        order.assert_all_received();
         for producer in producers {
             producer.join().unwrap();
         }
     });
+}
+
+/// The same race at the full preemption bound: producer 0 sends two
+/// messages and producer 1 one, while the receiver polls with `try_recv`
+/// alongside them, then drains after they finish. Without the parking
+/// receiver the model is small enough for `LOOM_MAX_PREEMPTIONS=3`; the
+/// wake-up itself is covered by `a_parked_receiver_is_woken_by_a_send`.
+fn two_producers_one_polling_consumer(capacity: Capacity) {
+    model(move || {
+        let (tx, mut rx) = mailbox::channel(capacity, Backend::LockFree);
+        let producers = spawn_two_producers(tx);
+        let mut order = PerProducerOrder::default();
+        // Concurrent phase: a bounded number of polls racing the producers.
+        for _ in 0..3 {
+            match rx.try_recv() {
+                Ok(msg) => order.check(msg),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Closed) => break,
+            }
+        }
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        // Every sender is gone: the rest is queued and then the mailbox is
+        // closed. An `Empty` here would be a lost message.
+        loop {
+            match rx.try_recv() {
+                Ok(msg) => order.check(msg),
+                Err(TryRecvError::Closed) => break,
+                Err(TryRecvError::Empty) => panic!("empty but not closed after every sender left"),
+            }
+        }
+        order.assert_all_received();
+    });
+}
+
+#[test]
+fn two_producers_one_polling_consumer_unbounded() {
+    two_producers_one_polling_consumer(Capacity::Unbounded);
+}
+
+#[test]
+fn two_producers_one_polling_consumer_bounded() {
+    two_producers_one_polling_consumer(Capacity::Bounded(3));
 }
 
 #[test]
