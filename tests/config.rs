@@ -631,3 +631,35 @@ fn validate_checks_a_config_changed_in_code() {
     assert_eq!(err.key(), Some("shutdown.force_timeout_ms"));
     assert_eq!(err.origin(), Some(&Source::Code));
 }
+
+#[test]
+fn the_performance_section_drives_the_executor() {
+    // `numa_aware` is passed the same way; its placement is tested in
+    // actors/tests/executor.rs with a two-node fixture topology.
+    let file = TempToml::new(
+        "[performance]\nworker_threads = 3\nthread_pinning = true\nnuma_aware = true\n",
+    );
+    let config = Config::builder()
+        .file(file.path())
+        .env_vars(no_env())
+        .build()
+        .unwrap();
+    let executor = config.performance.executor_builder().build().unwrap();
+    assert_eq!(executor.worker_count(), 3);
+    let allowed = proc_daemon::actors::executor::topology::allowed_cpus();
+    for worker in executor.workers() {
+        let cpu = worker.pinned_cpu.expect("thread_pinning = true pins");
+        assert!(allowed.contains(&cpu));
+    }
+    executor.shutdown(Duration::from_secs(5)).unwrap();
+
+    // Unpinned by default.
+    let defaults = Config::builder().env_vars(no_env()).build().unwrap();
+    let executor = defaults.performance.executor_builder().build().unwrap();
+    assert!(executor.workers().iter().all(|w| w.pinned_cpu.is_none()));
+    assert_eq!(
+        executor.worker_count(),
+        proc_daemon::actors::executor::topology::allowed_cpus().len()
+    );
+    executor.shutdown(Duration::from_secs(5)).unwrap();
+}

@@ -10,13 +10,15 @@
 //!
 //! - [`mailbox`]: the lock-free MPSC queues in front of every actor,
 //!   verified with loom (`loom-tests/`) and Miri.
-//! - [`executor::topology`]: the NUMA nodes, cores and CPUs the process may
-//!   use (the worker pool that uses it is not built yet).
+//! - [`executor`]: the worker pool every actor runs on, one tokio
+//!   current-thread runtime per worker thread, pinned in NUMA order from
+//!   [`executor::topology`].
 //!
 //! The lock-free code reaches atomics, cells and threads only through
 //! `loom.rs`, a std/loom shim, so that `RUSTFLAGS="--cfg loom"` model-checks
 //! the code that ships.
 
+#[cfg(not(loom))]
 pub mod executor;
 pub(crate) mod loom;
 pub mod mailbox;

@@ -192,6 +192,27 @@ pub struct PerformanceConfig {
     pub lock_free: bool,
 }
 
+impl PerformanceConfig {
+    /// An executor builder set from `worker_threads`, `thread_pinning` and
+    /// `numa_aware`; its other settings keep their defaults.
+    ///
+    /// ```
+    /// use proc_daemon::Config;
+    ///
+    /// let config = Config::builder().worker_threads(2).ignore_env().build()?;
+    /// let executor = config.performance.executor_builder().build()?;
+    /// assert_eq!(executor.worker_count(), 2);
+    /// executor.shutdown(std::time::Duration::from_secs(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn executor_builder(&self) -> proc_daemon_actors::executor::ExecutorBuilder {
+        proc_daemon_actors::executor::Executor::builder()
+            .worker_threads(self.worker_threads)
+            .thread_pinning(self.thread_pinning)
+            .numa_aware(self.numa_aware)
+    }
+}
+
 /// The `[monitoring]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -195,6 +195,27 @@ impl Topology {
         self.nodes.iter().flat_map(NumaNode::cpus).collect()
     }
 
+    /// The order in which the executor hands CPUs to workers: node by node,
+    /// and inside a node the first hardware thread of every core before
+    /// any core's second. Consecutive workers therefore share a node, and
+    /// fewer workers than CPUs land on distinct physical cores before any
+    /// two share one.
+    pub fn cpus_for_workers(&self) -> Vec<Cpu> {
+        let mut order = Vec::new();
+        for node in &self.nodes {
+            let deepest = node
+                .cores
+                .iter()
+                .map(|core| core.cpus.len())
+                .max()
+                .unwrap_or(0);
+            for thread in 0..deepest {
+                order.extend(node.cores.iter().filter_map(|core| core.cpus.get(thread)));
+            }
+        }
+        order
+    }
+
     /// The node that holds `cpu`, if it is allowed.
     pub fn node_of(&self, cpu: Cpu) -> Option<usize> {
         self.nodes
@@ -360,6 +381,29 @@ mod tests {
             .map(|c| c.cpus.clone())
             .collect();
         assert_eq!(cores, vec![vec![0, 2], vec![1, 3]]);
+        // Workers get one thread of each core before any core's second.
+        assert_eq!(topology.cpus_for_workers(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn workers_fill_physical_cores_node_by_node() {
+        let tree = fixture(
+            "0-7",
+            &[(0, "0-1,4-5"), (1, "2-3,6-7")],
+            &[
+                (0, "0,4"),
+                (4, "0,4"),
+                (1, "1,5"),
+                (5, "1,5"),
+                (2, "2,6"),
+                (6, "2,6"),
+                (3, "3,7"),
+                (7, "3,7"),
+            ],
+        );
+        let topology = Topology::from_sysfs(tree.path(), &all(8)).unwrap();
+        assert_eq!(topology.cpus_in_numa_order(), vec![0, 4, 1, 5, 2, 6, 3, 7]);
+        assert_eq!(topology.cpus_for_workers(), vec![0, 1, 4, 5, 2, 3, 6, 7]);
     }
 
     #[test]
