@@ -75,9 +75,3 @@ compile_error!(
     "the `heap-profiling` feature is not built yet: \
      `proc_daemon::profiling::heap::HeapProfiler` does not exist in this version."
 );
-
-#[cfg(feature = "hwloc")]
-compile_error!(
-    "the `hwloc` feature is not built yet: the executor and its hwloc topology do not \
-     exist in this version."
-);

@@ -71,6 +71,17 @@ pub(crate) fn seqcst_fence_for_loom() {
     fence(Ordering::SeqCst);
 }
 
+/// Under loom, tells the model this thread cannot progress until another
+/// one does (a `yield_now`); nothing otherwise. Used where the receiver
+/// re-polls itself instead of waiting for a producer: in a real run the
+/// producer is a few instructions from done, but loom would otherwise
+/// explore schedules in which the receiver re-polls forever.
+#[inline(always)]
+pub(crate) fn yield_for_loom() {
+    #[cfg(loom)]
+    thread::yield_now();
+}
+
 /// Waits a little, for a condition another thread is about to make true.
 ///
 /// Spins with the CPU's pause hint for a few rounds, then yields the

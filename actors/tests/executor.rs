@@ -562,5 +562,9 @@ fn refused_pinning_is_logged_once_and_the_worker_runs_unpinned() {
     let warnings: Vec<&str> = text.lines().filter(|line| line.contains("WARN")).collect();
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("refused to pin"), "{text}");
-    assert!(warnings[0].contains("cpu=1000"), "{text}");
+    // Whichever refused worker gets there first logs; the others do not.
+    assert!(
+        warnings[0].contains("cpu=1000") || warnings[0].contains("cpu=4095"),
+        "{text}"
+    );
 }

@@ -26,6 +26,13 @@
 //! worker never crosses a core. There is no work stealing; placement is
 //! decided once, at spawn.
 //!
+//! The tasks themselves do not go through tokio's scheduler: each worker
+//! has its own run queues (`task.rs`, `worker.rs`), so that a wake-up from
+//! another worker costs a queue push instead of tokio's eventfd write, and
+//! a worker about to sleep first watches for such wake-ups for
+//! [`ExecutorBuilder::idle_spin`]. docs/executor.md has the design and the
+//! measurements behind it.
+//!
 //! # Placement
 //!
 //! - With `thread_pinning`, worker *i* is pinned to the *i*-th CPU of
@@ -76,7 +83,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use blocking::BlockingPool;
-use task::Tracked;
+use task::Task;
 pub use task::{JoinError, JoinHandle};
 use topology::Topology;
 use worker::{CurrentWorker, ExitGuard, WorkerShared, WorkerStart};
@@ -85,6 +92,9 @@ pub use worker::{WorkerInfo, WorkerMetrics};
 /// After the shutdown deadline, how long the workers get to drop the
 /// tasks they abort before a worker that has not exited counts as stuck.
 pub const ABORT_GRACE: Duration = Duration::from_millis(100);
+
+/// The default for [`ExecutorBuilder::idle_spin`].
+pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(20);
 
 /// The default for [`ExecutorBuilder::max_blocking_threads`], tokio's own.
 pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 512;
@@ -104,6 +114,7 @@ pub struct ExecutorBuilder {
     numa_aware: bool,
     thread_name: String,
     max_blocking_threads: usize,
+    idle_spin: Duration,
     topology: Option<Topology>,
 }
 
@@ -115,6 +126,7 @@ impl Default for ExecutorBuilder {
             numa_aware: false,
             thread_name: "pd-worker".to_owned(),
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
+            idle_spin: DEFAULT_IDLE_SPIN,
             topology: None,
         }
     }
@@ -155,6 +167,20 @@ impl ExecutorBuilder {
         self
     }
 
+    /// How long a worker that has run out of tasks keeps watching for a
+    /// task woken from another thread before it parks (default
+    /// [`DEFAULT_IDLE_SPIN`]). Parking and being woken costs tens of
+    /// microseconds on a virtual machine, far more than a message between
+    /// two workers, so a short watch turns most cross-worker wake-ups into
+    /// a few hundred nanoseconds. The cost is up to this much CPU each time
+    /// a worker goes idle, and up to this much extra latency for a timer or
+    /// socket event that arrives during the watch. `Duration::ZERO` parks at
+    /// once. An idle worker never wakes up periodically either way.
+    pub fn idle_spin(mut self, spin: Duration) -> Self {
+        self.idle_spin = spin;
+        self
+    }
+
     /// Places workers by `topology` instead of the detected one. For tests
     /// and for callers that detect the topology themselves (for example
     /// with hwloc).
@@ -192,19 +218,21 @@ impl ExecutorBuilder {
             let node = topology.node_of(cpu).unwrap_or(0);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_park(worker::before_park)
                 .build()
                 .map_err(ExecutorError::Runtime)?;
-            let shared = Arc::new(WorkerShared::new());
+            let (shared, inbox) = worker::new_worker(CurrentWorker {
+                executor: id,
+                index,
+            });
             let (stop_tx, stop_rx) = oneshot::channel();
             let (pinned_tx, pinned_rx) = mpsc::channel();
             let thread_name = format!("{}-{index}", self.thread_name);
             let start = WorkerStart {
-                me: CurrentWorker {
-                    executor: id,
-                    index,
-                },
                 runtime,
                 shared: shared.clone(),
+                inbox,
+                idle_spin: self.idle_spin,
                 pin_to: self.thread_pinning.then_some(cpu),
                 pin_refusal_logged: pin_refusal_logged.clone(),
                 pinned: pinned_tx,
@@ -214,7 +242,6 @@ impl ExecutorBuilder {
                     exits: exits_tx.clone(),
                 },
             };
-            let handle = start.runtime.handle().clone();
             let thread = std::thread::Builder::new()
                 .name(thread_name.clone())
                 .spawn(move || worker::run(start))
@@ -230,7 +257,6 @@ impl ExecutorBuilder {
                     pinned_cpu: None,
                     thread_name,
                 },
-                handle,
                 shared,
                 stop: Mutex::new(Some(stop_tx)),
                 thread: Mutex::new(Some(thread)),
@@ -380,7 +406,6 @@ struct Inner {
 #[derive(Debug)]
 struct Worker {
     info: WorkerInfo,
-    handle: tokio::runtime::Handle,
     shared: Arc<WorkerShared>,
     /// Taken by shutdown to send the deadline; dropping it stops the
     /// worker at once.
@@ -484,7 +509,7 @@ impl Executor {
         self.inner
             .workers
             .iter()
-            .map(|worker| worker.shared.metrics(worker.info.index))
+            .map(|worker| worker.shared.metrics())
             .collect()
     }
 
@@ -582,9 +607,11 @@ impl Executor {
         if !self.inner.accepting.load(Ordering::Acquire) {
             return JoinHandle::rejected();
         }
-        let worker = &self.inner.workers[index];
-        let tracked = Tracked::new(future, worker.shared.clone());
-        JoinHandle::task(worker.handle.spawn(tracked))
+        let worker = &self.inner.workers[index].shared;
+        worker.task_spawned();
+        let task = Task::new(future, worker.clone());
+        worker::schedule(worker, task.clone());
+        JoinHandle::task(task)
     }
 }
 

@@ -12,6 +12,10 @@
 //!
 //! # Sources
 //!
+//! - With the `hwloc` feature, the system hwloc library (through
+//!   `hwlocality`) is asked first: its NUMA node and core objects and their
+//!   CPU sets. If hwloc cannot load the topology, detection falls back to
+//!   sysfs and says so in [`Topology::source`].
 //! - `/sys/devices/system/node/node*/cpulist` gives each node's CPUs,
 //!   `/sys/devices/system/cpu/online` which CPUs are online, and
 //!   `cpu*/topology/thread_siblings_list` which CPUs are hyper-threads of one
@@ -57,6 +61,8 @@ impl NumaNode {
 /// Where a [`Topology`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopologySource {
+    /// The hwloc library (`hwloc` feature).
+    Hwloc,
     /// `/sys/devices/system/node`.
     Sysfs,
     /// No NUMA information: one node with every allowed CPU.
@@ -69,6 +75,23 @@ pub struct Topology {
     nodes: Vec<NumaNode>,
     source: TopologySource,
 }
+
+/// hwloc could not provide a topology (`hwloc` feature).
+#[cfg(feature = "hwloc")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HwlocError {
+    reason: String,
+}
+
+#[cfg(feature = "hwloc")]
+impl fmt::Display for HwlocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hwloc topology: {}", self.reason)
+    }
+}
+
+#[cfg(feature = "hwloc")]
+impl std::error::Error for HwlocError {}
 
 /// A CPU list in the kernel's format could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +137,92 @@ impl Topology {
     /// run on.
     pub fn detect() -> Topology {
         let allowed = allowed_cpus();
+        #[cfg(feature = "hwloc")]
+        match Topology::from_hwloc(&allowed) {
+            Ok(topology) => return topology,
+            Err(error) => {
+                tracing::warn!(%error, "hwloc could not read the topology; falling back to sysfs")
+            }
+        }
         Topology::from_sysfs(Path::new("/sys/devices/system"), &allowed)
             .unwrap_or_else(|| Topology::single_node(&allowed))
+    }
+
+    /// Asks the hwloc library for the NUMA nodes and cores, keeping the CPUs
+    /// in `allowed`. Nodes with no allowed CPU are dropped; a processing
+    /// unit that hwloc places under no core counts as a core of its own.
+    #[cfg(feature = "hwloc")]
+    pub fn from_hwloc(allowed: &BTreeSet<Cpu>) -> Result<Topology, HwlocError> {
+        use hwlocality::object::types::ObjectType;
+
+        let hwloc = hwlocality::Topology::new().map_err(|error| HwlocError {
+            reason: error.to_string(),
+        })?;
+        let cpus_of = |object: &hwlocality::object::TopologyObject| -> BTreeSet<Cpu> {
+            object
+                .cpuset()
+                .map(|set| {
+                    set.iter_set()
+                        .map(usize::from)
+                        .filter(|cpu| allowed.contains(cpu))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let cores: Vec<BTreeSet<Cpu>> = hwloc
+            .objects_with_type(ObjectType::Core)
+            .map(cpus_of)
+            .filter(|cpus| !cpus.is_empty())
+            .collect();
+        let mut nodes = Vec::new();
+        for node in hwloc.objects_with_type(ObjectType::NUMANode) {
+            let Some(id) = node.os_index() else {
+                continue;
+            };
+            let node_cpus = cpus_of(node);
+            if node_cpus.is_empty() {
+                continue;
+            }
+            let mut node_cores: Vec<Core> = cores
+                .iter()
+                .filter(|core| {
+                    core.iter()
+                        .next()
+                        .is_some_and(|first| node_cpus.contains(first))
+                })
+                .map(|core| Core {
+                    cpus: core
+                        .iter()
+                        .copied()
+                        .filter(|cpu| node_cpus.contains(cpu))
+                        .collect(),
+                })
+                .collect();
+            let in_a_core: BTreeSet<Cpu> = node_cores
+                .iter()
+                .flat_map(|core| core.cpus.iter().copied())
+                .collect();
+            node_cores.extend(
+                node_cpus
+                    .difference(&in_a_core)
+                    .map(|&cpu| Core { cpus: vec![cpu] }),
+            );
+            node_cores.sort_by_key(|core| core.cpus[0]);
+            nodes.push(NumaNode {
+                id,
+                cores: node_cores,
+            });
+        }
+        if nodes.is_empty() {
+            return Err(HwlocError {
+                reason: "hwloc reported no NUMA node with an allowed CPU".to_owned(),
+            });
+        }
+        nodes.sort_by_key(|node| node.id);
+        Ok(Topology {
+            nodes,
+            source: TopologySource::Hwloc,
+        })
     }
 
     /// Reads a sysfs tree rooted at `root` (normally `/sys/devices/system`)
@@ -413,6 +520,23 @@ mod tests {
         let single = Topology::single_node(&all(3));
         assert_eq!(single.source(), TopologySource::SingleNode);
         assert_eq!(single.cpus_in_numa_order(), vec![0, 1, 2]);
+    }
+
+    #[cfg(feature = "hwloc")]
+    #[test]
+    fn hwloc_and_sysfs_agree_on_this_machine() {
+        let allowed = allowed_cpus();
+        let hwloc = Topology::from_hwloc(&allowed).expect("hwloc reads this machine");
+        assert_eq!(hwloc.source(), TopologySource::Hwloc);
+        let sysfs = Topology::from_sysfs(Path::new("/sys/devices/system"), &allowed)
+            .unwrap_or_else(|| Topology::single_node(&allowed));
+        // Same nodes, same cores, same CPUs; only the source differs.
+        assert_eq!(
+            hwloc.nodes(),
+            sysfs.nodes(),
+            "hwloc {hwloc:?}\nsysfs {sysfs:?}"
+        );
+        assert_eq!(Topology::detect().source(), TopologySource::Hwloc);
     }
 
     #[test]

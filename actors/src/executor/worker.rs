@@ -1,29 +1,73 @@
-//! One worker: a named OS thread, optionally pinned to one CPU, running a
-//! tokio current-thread runtime until the executor stops it.
+//! One worker: a named OS thread, optionally pinned to one CPU, that runs
+//! its tasks from its own run queues inside a tokio current-thread runtime.
 //!
 //! A worker never steals and is never stolen from: a task stays on the
 //! worker it was spawned on, so its cache lines and its NUMA memory stay
 //! local, and a message between two actors on the same worker never
 //! crosses a core.
 //!
+//! # Why the worker has its own run queues
+//!
+//! tokio's current-thread scheduler wakes its thread through the I/O
+//! driver on *every* wake-up from another thread: a write to an eventfd,
+//! then an `epoll_wait` and a read on the woken side, even when the thread
+//! is awake. Between two workers that costs microseconds per message. So
+//! the tasks spawned here do not go through tokio's scheduler. Each worker
+//! keeps:
+//!
+//! - a local queue (a `VecDeque`, no atomics) for wake-ups on its own
+//!   thread;
+//! - a remote queue (this crate's lock-free unbounded mailbox) for spawns
+//!   and wake-ups from other threads.
+//!
+//! The runtime's `block_on` future (`serve`) runs the queues when tokio
+//! polls it, and the runtime's park hook runs them too: when the worker is
+//! about to sleep it first watches the remote queue for
+//! [`idle_spin`](super::ExecutorBuilder::idle_spin), running what arrives.
+//! Only then does it register with the remote queue, so that a producer
+//! wakes the runtime (the one place an eventfd write remains: waking a
+//! worker that is really asleep). tokio stays in charge of what it is good
+//! at: timers, sockets, `select!`, and any tokio task a user spawns inside
+//! an actor.
+//!
+//! # Counters
+//!
 //! The counters in [`WorkerShared`] are plain atomics so that metrics can
 //! read them from any thread without a lock. Polls are counted by the one
 //! thread that polls the worker's tasks, so that counter is a load and a
 //! store rather than a locked read-modify-write on every poll.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
+use super::task::{NOT_REGISTERED, Runnable};
 use super::topology::Cpu;
+use crate::mailbox::{self, TryRecvError, TrySendError};
+
+/// Tasks a worker runs before it lets tokio poll its timers and sockets.
+const BATCH: usize = 128;
+
+/// How long `Serve` or the park hook keeps running tasks that keep
+/// arriving before it hands the thread back to tokio for its timers and
+/// sockets.
+const MAX_TURN_IN_PARK_HOOK: Duration = Duration::from_micros(500);
+
+/// The number of CPUs a `cpu_set_t` holds (glibc's `CPU_SETSIZE`).
+const CPU_SET_CAPACITY: usize = 1024;
 
 thread_local! {
-    /// The executor and worker this thread is, if it is a worker.
-    static CURRENT: Cell<Option<CurrentWorker>> = const { Cell::new(None) };
+    /// The worker this thread is, if it is one.
+    static LOCAL: RefCell<Option<Rc<WorkerLocal>>> = const { RefCell::new(None) };
 }
 
 /// Identifies the worker a thread belongs to.
@@ -37,55 +81,55 @@ pub(crate) struct CurrentWorker {
 
 /// The worker the calling thread is, if any.
 pub(crate) fn current() -> Option<CurrentWorker> {
-    CURRENT.with(Cell::get)
+    LOCAL.with(|local| local.borrow().as_ref().map(|local| local.shared.me))
 }
 
-/// What a worker shares with the executor and with its tasks.
+/// The calling thread's worker, if it is one.
+fn local() -> Option<Rc<WorkerLocal>> {
+    LOCAL.with(|local| local.borrow().clone())
+}
+
+/// What a worker shares with the executor, with its tasks and with every
+/// thread that wakes them.
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
+    me: CurrentWorker,
+    /// Spawns and wake-ups from other threads.
+    remote: mailbox::Sender<Arc<dyn Runnable>>,
     spawned: AtomicU64,
     alive: AtomicUsize,
     polls: AtomicU64,
-    /// Set when the worker has been told to stop; read by a task's
-    /// accounting so the last task to end wakes the stopping worker.
-    stopping: AtomicBool,
-    /// Woken when the last alive task ends while the worker is stopping.
-    idle: Notify,
     /// Tasks still alive when the shutdown deadline passed, which the
-    /// worker then dropped.
+    /// worker then aborted.
     aborted_at_deadline: AtomicUsize,
 }
 
-impl WorkerShared {
-    pub(crate) fn new() -> Self {
-        WorkerShared {
-            spawned: AtomicU64::new(0),
-            alive: AtomicUsize::new(0),
-            polls: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-            idle: Notify::new(),
-            aborted_at_deadline: AtomicUsize::new(0),
-        }
+impl std::fmt::Debug for dyn Runnable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runnable")
     }
+}
 
-    pub(crate) fn task_started(&self) {
+impl WorkerShared {
+    pub(crate) fn task_spawned(&self) {
         self.spawned.fetch_add(1, Ordering::Relaxed);
-        self.alive.fetch_add(1, Ordering::SeqCst);
+        self.alive.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn task_ended(&self) {
-        // SeqCst on `alive` and `stopping`, here and in `serve`: of this
-        // decrement and the worker's `stopping` store, each side sees the
-        // other's write or is seen by it, so the worker either reads zero
-        // or is notified. `Notify` keeps a permit, so an early notify is
-        // not lost.
-        if self.alive.fetch_sub(1, Ordering::SeqCst) == 1 && self.stopping.load(Ordering::SeqCst) {
-            self.idle.notify_one();
+        if self.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // A stopping worker waits for its last task; let it look.
+            if let Some(local) =
+                local().filter(|local| local.shared.me == self.me && local.stopping.get())
+            {
+                local.wake_main();
+            }
         }
     }
 
     /// Counts one poll. Only the worker's own thread polls its tasks, so a
     /// plain load and store cannot lose a count.
+    #[inline]
     pub(crate) fn count_poll(&self) {
         let polls = self.polls.load(Ordering::Relaxed);
         self.polls.store(polls + 1, Ordering::Relaxed);
@@ -97,12 +141,241 @@ impl WorkerShared {
     }
 
     /// A snapshot of the counters.
-    pub(crate) fn metrics(&self, index: usize) -> WorkerMetrics {
+    pub(crate) fn metrics(&self) -> WorkerMetrics {
         WorkerMetrics {
-            worker: index,
+            worker: self.me.index,
             spawned: self.spawned.load(Ordering::Relaxed),
             alive: self.alive.load(Ordering::Relaxed),
             polls: self.polls.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends a task to the remote queue. If the worker has exited, the task
+    /// can never run there: it is aborted here, which is sound because a
+    /// task that fails to enter the queue is in no queue and on no worker.
+    fn push_remote(&self, task: Arc<dyn Runnable>) {
+        if let Err(TrySendError::Closed(task) | TrySendError::Full(task)) =
+            self.remote.try_send(task)
+        {
+            task.abort_now();
+        }
+    }
+}
+
+/// Queues a newly spawned task, or one that was woken, on `worker`.
+pub(crate) fn schedule(worker: &Arc<WorkerShared>, task: Arc<dyn Runnable>) {
+    match local().filter(|local| Arc::ptr_eq(&local.shared, worker)) {
+        Some(local) => local.push_local(task),
+        None => worker.push_remote(task),
+    }
+}
+
+/// Keeps a task that has started but not finished in its worker's
+/// registry, so that shutdown can abort it wherever its wakers are. Worker
+/// thread only.
+pub(crate) fn register(task: Arc<dyn Runnable>) {
+    if task.registry_slot().load(Ordering::Relaxed) != NOT_REGISTERED {
+        return;
+    }
+    if let Some(local) = local() {
+        let slot = local.registry.borrow_mut().insert(task.clone());
+        task.registry_slot().store(slot, Ordering::Relaxed);
+    }
+}
+
+/// Drops a finished task from its worker's registry. Worker thread only.
+pub(crate) fn unregister(task: &dyn Runnable) {
+    let slot = task.registry_slot().swap(NOT_REGISTERED, Ordering::Relaxed);
+    if slot == NOT_REGISTERED {
+        return;
+    }
+    if let Some(local) = local() {
+        // Take it out first and drop it after the borrow ends: dropping the
+        // last reference to a task runs user code.
+        let removed = local.registry.borrow_mut().remove(slot);
+        drop(removed);
+    }
+}
+
+/// The tasks a worker has started and not finished.
+#[derive(Default)]
+struct Registry {
+    slots: Vec<Option<Arc<dyn Runnable>>>,
+    free: Vec<usize>,
+}
+
+impl Registry {
+    fn insert(&mut self, task: Arc<dyn Runnable>) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(task);
+                slot
+            }
+            None => {
+                self.slots.push(Some(task));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<Arc<dyn Runnable>> {
+        let task = self.slots.get_mut(slot)?.take();
+        if task.is_some() {
+            self.free.push(slot);
+        }
+        task
+    }
+
+    fn take_all(&mut self) -> Vec<Arc<dyn Runnable>> {
+        self.free.clear();
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+/// What only the worker's own thread touches.
+struct WorkerLocal {
+    shared: Arc<WorkerShared>,
+    local_queue: RefCell<VecDeque<Arc<dyn Runnable>>>,
+    remote: RefCell<mailbox::Receiver<Arc<dyn Runnable>>>,
+    registry: RefCell<Registry>,
+    /// The waker of the runtime's `block_on` future.
+    main_waker: RefCell<Option<Waker>>,
+    /// Set while this thread is running the queues, so that a wake-up from
+    /// a task needs no call into tokio.
+    running: Cell<bool>,
+    /// Set once the main future has been woken, until it is polled.
+    main_woken: Cell<bool>,
+    stopping: Cell<bool>,
+    idle_spin: Duration,
+}
+
+impl WorkerLocal {
+    fn push_local(&self, task: Arc<dyn Runnable>) {
+        self.local_queue.borrow_mut().push_back(task);
+        if !self.running.get() {
+            // Woken by tokio-side code (a timer, a socket, a tokio task):
+            // nobody is running the queue, so ask tokio to poll `serve`.
+            self.wake_main();
+        }
+    }
+
+    fn wake_main(&self) {
+        if !self.main_woken.replace(true)
+            && let Some(waker) = self.main_waker.borrow().as_ref()
+        {
+            waker.wake_by_ref();
+        }
+    }
+
+    fn next_task(&self) -> Option<Arc<dyn Runnable>> {
+        let local = self.local_queue.borrow_mut().pop_front();
+        local.or_else(|| self.remote.borrow_mut().try_recv().ok())
+    }
+
+    /// Runs up to `limit` tasks; returns how many ran.
+    fn run_tasks(&self, limit: usize) -> usize {
+        let was_running = self.running.replace(true);
+        let mut ran = 0;
+        while ran < limit {
+            let Some(task) = self.next_task() else {
+                break;
+            };
+            task.run();
+            ran += 1;
+        }
+        self.running.set(was_running);
+        ran
+    }
+
+    /// Runs tasks until the queues are empty or `turn` has passed. Returns
+    /// whether it stopped for time, with work likely left.
+    fn run_for(&self, turn: Duration) -> bool {
+        let started = Instant::now();
+        while self.run_tasks(BATCH) == BATCH {
+            if started.elapsed() >= turn {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The park hook: run what is there, watch for remote work for
+    /// `idle_spin`, then register with the remote queue and let tokio park.
+    fn before_park(&self) {
+        let entered = Instant::now();
+        let mut last_work = entered;
+        loop {
+            let ran = self.run_tasks(BATCH);
+            let now = Instant::now();
+            if ran > 0 {
+                last_work = now;
+                if now.duration_since(entered) >= MAX_TURN_IN_PARK_HOOK {
+                    // Still busy: let tokio poll its timers and sockets
+                    // without sleeping, then come back through `serve`.
+                    self.wake_main();
+                    return;
+                }
+                continue;
+            }
+            if now.duration_since(last_work) >= self.idle_spin {
+                break;
+            }
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+        }
+        if let Some(task) = self.arm_remote() {
+            self.local_queue.borrow_mut().push_back(task);
+            self.wake_main();
+        }
+    }
+
+    /// Registers the main waker with the remote queue, so that the next
+    /// remote push wakes the runtime. Returns a task that arrived meanwhile.
+    fn arm_remote(&self) -> Option<Arc<dyn Runnable>> {
+        let waker = self.main_waker.borrow().clone()?;
+        let mut cx = Context::from_waker(&waker);
+        match self.remote.borrow_mut().poll_recv(&mut cx) {
+            Poll::Ready(task) => task,
+            Poll::Pending => None,
+        }
+    }
+
+    /// Aborts every task this worker still has: started ones from the
+    /// registry, queued ones from both queues. Returns how many it aborted.
+    fn abort_all(&self) -> usize {
+        let mut aborted = 0;
+        let started = self.registry.borrow_mut().take_all();
+        for task in started {
+            task.registry_slot()
+                .store(NOT_REGISTERED, Ordering::Relaxed);
+            aborted += usize::from(task.abort_now());
+        }
+        loop {
+            let queued = self.local_queue.borrow_mut().pop_front();
+            let Some(task) = queued.or_else(|| self.remote.borrow_mut().try_recv().ok()) else {
+                break;
+            };
+            aborted += usize::from(task.abort_now());
+        }
+        aborted
+    }
+
+    /// After the worker's last poll: refuse further remote pushes and abort
+    /// what raced in before the refusal.
+    fn close(&self) {
+        self.remote.borrow_mut().close();
+        loop {
+            let next = self.remote.borrow_mut().try_recv();
+            match next {
+                Ok(task) => {
+                    task.abort_now();
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
         }
     }
 }
@@ -152,11 +425,29 @@ impl Drop for ExitGuard {
     }
 }
 
+/// A worker's shared half and the receiving end of its remote queue,
+/// created together by the builder.
+pub(crate) fn new_worker(
+    me: CurrentWorker,
+) -> (Arc<WorkerShared>, mailbox::Receiver<Arc<dyn Runnable>>) {
+    let (remote, inbox) = mailbox::unbounded();
+    let shared = Arc::new(WorkerShared {
+        me,
+        remote,
+        spawned: AtomicU64::new(0),
+        alive: AtomicUsize::new(0),
+        polls: AtomicU64::new(0),
+        aborted_at_deadline: AtomicUsize::new(0),
+    });
+    (shared, inbox)
+}
+
 /// Everything a worker thread needs, moved into it at start.
 pub(crate) struct WorkerStart {
-    pub(crate) me: CurrentWorker,
     pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) shared: Arc<WorkerShared>,
+    pub(crate) inbox: mailbox::Receiver<Arc<dyn Runnable>>,
+    pub(crate) idle_spin: Duration,
     /// The CPU to pin to, if pinning is on.
     pub(crate) pin_to: Option<Cpu>,
     /// Set by the first worker whose pinning is refused, so the refusal
@@ -169,12 +460,21 @@ pub(crate) struct WorkerStart {
     pub(crate) exit: ExitGuard,
 }
 
+/// The runtime's park hook (see the module docs). Does nothing on a
+/// thread that is not a worker, such as the blocking pool's.
+pub(crate) fn before_park() {
+    if let Some(local) = local() {
+        local.before_park();
+    }
+}
+
 /// The body of a worker thread.
 pub(crate) fn run(start: WorkerStart) {
     let WorkerStart {
-        me,
         runtime,
         shared,
+        inbox,
+        idle_spin,
         pin_to,
         pin_refusal_logged,
         pinned,
@@ -182,19 +482,29 @@ pub(crate) fn run(start: WorkerStart) {
         exit,
     } = start;
     let _exit = exit;
-    let outcome = pin_to.and_then(|cpu| pin_current_thread(cpu, me.index, &pin_refusal_logged));
+    let outcome =
+        pin_to.and_then(|cpu| pin_current_thread(cpu, shared.me.index, &pin_refusal_logged));
+    let local = Rc::new(WorkerLocal {
+        shared: shared.clone(),
+        local_queue: RefCell::new(VecDeque::new()),
+        remote: RefCell::new(inbox),
+        registry: RefCell::new(Registry::default()),
+        main_waker: RefCell::new(None),
+        running: Cell::new(false),
+        main_woken: Cell::new(false),
+        stopping: Cell::new(false),
+        idle_spin,
+    });
+    LOCAL.with(|slot| *slot.borrow_mut() = Some(local.clone()));
     // The builder waits for this before it returns.
     let _ = pinned.send(outcome);
-    CURRENT.with(|current| current.set(Some(me)));
-    runtime.block_on(serve(&shared, stop));
-    // Dropping the runtime drops every task still on it: the ones the
-    // shutdown deadline caught, whose handles now report `Aborted`.
+    let aborted = runtime.block_on(Serve::new(local.clone(), stop));
+    shared.aborted_at_deadline.store(aborted, Ordering::Release);
+    local.close();
+    // Tokio tasks that user code spawned on this runtime are dropped with it.
     drop(runtime);
-    CURRENT.with(|current| current.set(None));
+    LOCAL.with(|slot| *slot.borrow_mut() = None);
 }
-
-/// The number of CPUs a `cpu_set_t` holds (glibc's `CPU_SETSIZE`).
-const CPU_SET_CAPACITY: usize = 1024;
 
 /// Pins the calling thread to `cpu`. On refusal, logs once per executor
 /// and returns `None`: the worker runs unpinned rather than failing.
@@ -214,26 +524,75 @@ fn pin_current_thread(cpu: Cpu, worker: usize, refusal_logged: &AtomicBool) -> O
     None
 }
 
-/// Runs the worker's tasks until told to stop, then until its tasks have
-/// all ended or the deadline passes.
-async fn serve(shared: &WorkerShared, stop: oneshot::Receiver<Instant>) {
-    // A dropped sender (the executor dropped without `shutdown`) means
-    // stop now.
-    let deadline = stop.await.unwrap_or_else(|_| Instant::now());
-    shared.stopping.store(true, Ordering::SeqCst);
-    let deadline = tokio::time::Instant::from_std(deadline);
-    loop {
-        let idle = shared.idle.notified();
-        if shared.alive.load(Ordering::SeqCst) == 0 {
-            return;
+/// The runtime's `block_on` future: runs the queues until told to stop,
+/// then until the worker's tasks have all ended or the deadline passes.
+/// Resolves to the number of tasks the deadline aborted.
+struct Serve {
+    local: Rc<WorkerLocal>,
+    stop: oneshot::Receiver<Instant>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Serve {
+    fn new(local: Rc<WorkerLocal>, stop: oneshot::Receiver<Instant>) -> Self {
+        Serve {
+            local,
+            stop,
+            deadline: None,
         }
-        tokio::select! {
-            () = idle => {}
-            () = tokio::time::sleep_until(deadline) => {
-                let alive = shared.alive.load(Ordering::SeqCst);
-                shared.aborted_at_deadline.store(alive, Ordering::Release);
-                return;
+    }
+}
+
+impl Future for Serve {
+    type Output = usize;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        let this = self.get_mut();
+        let local = &*this.local;
+        local.main_woken.set(false);
+        {
+            let mut main_waker = local.main_waker.borrow_mut();
+            if !main_waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+            {
+                *main_waker = Some(cx.waker().clone());
             }
         }
+        let tokio_tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        if local.run_for(MAX_TURN_IN_PARK_HOOK) && tokio_tasks > 0 {
+            // More is queued, and busy tokio tasks could keep the runtime
+            // from parking (and so from calling the park hook, which
+            // otherwise picks the work up): come back after tokio's turn.
+            local.wake_main();
+        }
+        if this.deadline.is_none()
+            && let Poll::Ready(deadline) = Pin::new(&mut this.stop).poll(cx)
+        {
+            // A dropped sender (the executor dropped without `shutdown`)
+            // means stop now.
+            let deadline = deadline.unwrap_or_else(|_| Instant::now());
+            local.stopping.set(true);
+            this.deadline = Some(Box::pin(tokio::time::sleep_until(deadline.into())));
+        }
+        if let Some(deadline) = this.deadline.as_mut() {
+            if local.shared.alive.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(0);
+            }
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(local.abort_all());
+            }
+        }
+        if tokio_tasks > 0 {
+            // tokio tasks share the thread and may keep it from parking,
+            // so the park hook may not run: listen for remote work now.
+            if let Some(task) = local.arm_remote() {
+                local.local_queue.borrow_mut().push_back(task);
+                local.wake_main();
+            }
+        }
+        Poll::Pending
     }
 }

@@ -268,17 +268,23 @@ fn poll_pop_lock_free<T>(
         Pop::Closed => return Poll::Ready(None),
         Pop::Empty => {}
     }
-    signal.park(cx.waker());
+    if !signal.park(cx.waker()) {
+        // A sender is finishing the wake-up of our previous park. Be polled
+        // again rather than wait for it here.
+        crate::loom::yield_for_loom();
+        cx.waker().wake_by_ref();
+        return Poll::Pending;
+    }
     // Look again after publishing the park: a message published before the
     // sender could see the park is visible now.
     match pop() {
         Pop::Empty => Poll::Pending,
         Pop::Msg(msg) => {
-            signal.unpark();
+            signal.cancel_park();
             Poll::Ready(Some(msg))
         }
         Pop::Closed => {
-            signal.unpark();
+            signal.cancel_park();
             Poll::Ready(None)
         }
     }

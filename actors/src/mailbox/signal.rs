@@ -22,16 +22,23 @@
 //! # Invariants of `RecvSignal`
 //!
 //! - Only the receiver moves the state `IDLE → PARKED` and `PARKED → IDLE`.
+//!   It never waits on `NOTIFYING`: a park attempted then fails and the
+//!   receiver asks to be polled again, and a withdrawn park leaves the
+//!   producer to finish (a spurious wake-up).
 //! - Only a producer moves it `PARKED → NOTIFYING`, and then `→ IDLE`.
 //! - The waker cell is written by the receiver only while the state is
-//!   `IDLE` (it reclaims the cell first), and by a producer only while the
-//!   state is `NOTIFYING` (it won the compare-and-swap). The two are
-//!   therefore never concurrent.
+//!   `IDLE` (it reclaims the cell first), and read by a producer only while
+//!   the state is `NOTIFYING` (it won the compare-and-swap), which wakes the
+//!   waker by reference and leaves it in place. The two are therefore never
+//!   concurrent, and a receiver that parks again with the same waker (the
+//!   usual case) neither clones nor drops one per message. A receiver that
+//!   finds `NOTIFYING` when it wants to park again does not wait: it asks to
+//!   be polled again.
 
 use std::task::Waker;
 
 use crate::loom::{
-    Arc, AtomicBool, AtomicPtr, AtomicUsize, Backoff, Ordering, UnsafeCell, seqcst_fence_for_loom,
+    Arc, AtomicBool, AtomicPtr, AtomicUsize, Ordering, UnsafeCell, seqcst_fence_for_loom,
 };
 
 const IDLE: usize = 0;
@@ -61,13 +68,25 @@ impl RecvSignal {
     }
 
     /// Receiver only: parks `waker`. The caller must then look at the queue
-    /// again (with a `SeqCst` load), and call [`unpark`](Self::unpark) if it
-    /// finds a message after all.
-    pub(crate) fn park(&self, waker: &Waker) {
-        self.unpark();
-        // SAFETY: `unpark` returned with the state `IDLE`, and only the
-        // receiver (this thread) can leave `IDLE`, so no producer touches the
-        // cell until the store of `PARKED` below publishes it.
+    /// again (with a `SeqCst` load), and call
+    /// [`cancel_park`](Self::cancel_park) if it finds a message after all.
+    ///
+    /// Returns `false`, without parking, if a producer is still waking the
+    /// previous registration (`NOTIFYING`). The receiver must then not
+    /// sleep: it asks to be polled again instead (a self-wake), rather than
+    /// spin on a worker that could run other tasks meanwhile.
+    pub(crate) fn park(&self, waker: &Waker) -> bool {
+        match self
+            .state
+            .compare_exchange(PARKED, IDLE, Ordering::Acquire, Ordering::Acquire)
+        {
+            Ok(_) | Err(IDLE) => {}
+            Err(_) => return false,
+        }
+        // SAFETY: the state is `IDLE` (read with acquire, so a producer's
+        // last use of the cell happened before), and only the receiver (this
+        // thread) can leave `IDLE`, so no producer touches the cell until the
+        // store of `PARKED` below publishes it.
         self.waker.with_mut(|cell| unsafe {
             match &mut *cell {
                 Some(current) if current.will_wake(waker) => {}
@@ -76,23 +95,16 @@ impl RecvSignal {
         });
         self.state.store(PARKED, Ordering::SeqCst);
         seqcst_fence_for_loom();
+        true
     }
 
-    /// Receiver only: takes back a parked waker, so that producers stop
-    /// looking at it. Returns once the state is `IDLE`.
-    pub(crate) fn unpark(&self) {
-        let mut backoff = Backoff::new();
-        loop {
-            match self
-                .state
-                .compare_exchange(PARKED, IDLE, Ordering::Acquire, Ordering::Acquire)
-            {
-                Ok(_) | Err(IDLE) => return,
-                // A producer is taking the waker to wake it; it finishes in a
-                // few instructions.
-                Err(_) => backoff.snooze(),
-            }
-        }
+    /// Receiver only: withdraws a park that turned out not to be needed, so
+    /// that producers stop waking it. If a producer is already waking it,
+    /// that wake-up is spurious and harmless; this does not wait for it.
+    pub(crate) fn cancel_park(&self) {
+        let _ = self
+            .state
+            .compare_exchange(PARKED, IDLE, Ordering::Acquire, Ordering::Relaxed);
     }
 
     /// Any producer, after its `SeqCst` claim of a slot: wakes the receiver
@@ -113,12 +125,17 @@ impl RecvSignal {
             .is_ok()
         {
             // SAFETY: winning `PARKED → NOTIFYING` gives this thread the cell
-            // until it stores `IDLE`; the receiver waits out `NOTIFYING`.
-            let waker = self.waker.with_mut(|cell| unsafe { (*cell).take() });
+            // until it stores `IDLE`; the receiver never writes the cell
+            // while the state is `NOTIFYING`. The waker is woken by
+            // reference and left in the cell, so a receiver that parks again
+            // with the same waker (the usual case) neither clones nor drops
+            // one per message.
+            self.waker.with(|cell| unsafe {
+                if let Some(waker) = &*cell {
+                    waker.wake_by_ref();
+                }
+            });
             self.state.store(IDLE, Ordering::Release);
-            if let Some(waker) = waker {
-                waker.wake();
-            }
         }
     }
 }
