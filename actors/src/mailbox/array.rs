@@ -234,6 +234,28 @@ impl<T> Array<T> {
     ///
     /// Only one thread at a time may call `pop` (the receiver).
     pub(crate) unsafe fn pop(&self) -> Pop<T> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.pop_inner::<true>() }
+    }
+
+    /// Like [`pop`](Self::pop), but on an empty head slot it answers
+    /// `Empty` without reading the tail, so a receiver that spins does not
+    /// keep pulling the producers' tail cache line away from them. It can
+    /// therefore not tell "closed": a spinning receiver finds that out with
+    /// a `pop` before it parks.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop).
+    pub(crate) unsafe fn pop_while_spinning(&self) -> Pop<T> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.pop_inner::<false>() }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop).
+    unsafe fn pop_inner<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
         let rx = &self.rx.0;
         let mut ring = rx.ring.load(Ordering::Relaxed);
         if ring.is_null() {
@@ -250,7 +272,11 @@ impl<T> Array<T> {
         // SAFETY: `index < cap`, and the ring has `cap` slots.
         let slot = unsafe { &*ring.add(index) };
         if slot.stamp.load(Ordering::SeqCst) != head + 1 {
-            return self.empty_or_closed(head);
+            return if CHECK_CLOSED {
+                self.empty_or_closed(head)
+            } else {
+                Pop::Empty
+            };
         }
         let new_head = if index + 1 < rx.cap {
             head + 1

@@ -233,12 +233,38 @@ impl<T> List<T> {
     ///
     /// Only one thread at a time may call `pop` (the receiver).
     pub(crate) unsafe fn pop(&self) -> Pop<T> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.pop_inner::<true>() }
+    }
+
+    /// Like [`pop`](Self::pop), but on an empty head slot it answers
+    /// `Empty` without reading the tail, so a receiver that spins does not
+    /// keep pulling the producers' tail cache line away from them. It can
+    /// therefore not tell "closed": a spinning receiver finds that out with
+    /// a `pop` before it parks.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop).
+    pub(crate) unsafe fn pop_while_spinning(&self) -> Pop<T> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.pop_inner::<false>() }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop).
+    unsafe fn pop_inner<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
         let rx = &self.rx.0;
         let mut head = rx.head.load(Ordering::Relaxed);
         let mut block = rx.block.load(Ordering::Acquire);
         loop {
             if block.is_null() {
-                return self.empty_or_closed(head);
+                return if CHECK_CLOSED {
+                    self.empty_or_closed(head)
+                } else {
+                    Pop::Empty
+                };
             }
             let offset = (head >> SHIFT) % LAP;
             if offset == BLOCK_CAP {
@@ -261,7 +287,11 @@ impl<T> List<T> {
             // receiver frees it above.
             let slot = unsafe { (*block).slots.get_unchecked(offset) };
             if slot.state.load(Ordering::SeqCst) & WRITTEN == 0 {
-                return self.empty_or_closed(head);
+                return if CHECK_CLOSED {
+                    self.empty_or_closed(head)
+                } else {
+                    Pop::Empty
+                };
             }
             // SAFETY: `WRITTEN` (acquired above) says the value is initialised,
             // and positions are read once: `head` moves past it next.

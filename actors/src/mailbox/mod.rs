@@ -193,6 +193,20 @@ impl<T> Flavor<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Receiver only (one thread at a time).
+    unsafe fn pop_while_spinning(&self) -> Pop<T> {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match self {
+                Flavor::List(q) => q.pop_while_spinning(),
+                Flavor::Array(q) => q.pop_while_spinning(),
+                Flavor::Locked(q) => q.pop(),
+            }
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Flavor::List(q) => q.len(),
@@ -524,10 +538,12 @@ impl<T> Receiver<T> {
     pub fn blocking_recv(&mut self) -> Option<T> {
         let mut backoff = Backoff::new();
         while !backoff.is_completed() {
-            match self.try_recv() {
-                Ok(msg) => return Some(msg),
-                Err(TryRecvError::Closed) => return None,
-                Err(TryRecvError::Empty) => backoff.snooze(),
+            // SAFETY: `&mut self`: this is the one receiver.
+            match unsafe { self.flavor.pop_while_spinning() } {
+                Pop::Msg(msg) => return Some(msg),
+                Pop::Closed => return None,
+                // Closed is not told apart here; `recv` below does it.
+                Pop::Empty => backoff.snooze(),
             }
         }
         block_on(self.recv())
