@@ -13,6 +13,8 @@
 //!   environment overrides, with errors that name the key, the value and
 //!   where it came from.
 //! - [`error`]: [`Error`] and [`Result`].
+//! - [`actors`]: the actor runtime: actors, mailboxes, the executor and
+//!   supervision (see [`prelude`]).
 //! - `timing` (feature `high-res-timing`): nanosecond timing through `quanta`.
 //! - feature `mimalloc`: mimalloc as the global allocator.
 //!
@@ -47,3 +49,11 @@ pub use error::{ConfigError, ConfigProblem, Error, ErrorKind, Result};
 
 /// The actor runtime (crate `proc-daemon-actors`).
 pub use proc_daemon_actors as actors;
+pub use proc_daemon_actors::supervision::RestartPolicy;
+
+/// The names a proc-daemon program uses:
+/// `use proc_daemon::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Config, Error, Result};
+    pub use proc_daemon_actors::prelude::*;
+}

@@ -84,6 +84,7 @@ use tokio::sync::oneshot;
 
 use blocking::BlockingPool;
 use task::Task;
+pub(crate) use task::panic_message;
 pub use task::{JoinError, JoinHandle};
 use topology::Topology;
 use worker::{CurrentWorker, ExitGuard, WorkerShared, WorkerStart};

@@ -1,0 +1,220 @@
+//! Starting an actor, and the loop that runs one incarnation of it.
+//!
+//! ```
+//! use proc_daemon_actors::prelude::*;
+//! use proc_daemon_actors::spawn::{SpawnOptions, spawn_with};
+//! use proc_daemon_actors::mailbox::{Backend, Capacity};
+//!
+//! struct Idle;
+//! impl Actor for Idle {}
+//!
+//! let executor = Executor::builder().worker_threads(1).build()?;
+//! let options = SpawnOptions::default()
+//!     .capacity(Capacity::Bounded(64))
+//!     .backend(Backend::Mutex);
+//! let idle = spawn_with(&executor, Idle, options);
+//! idle.stop();
+//! executor.spawn(async move { idle.wait_for_stop().await }).join()?;
+//! # executor.shutdown(std::time::Duration::from_secs(1))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! An actor has two mailboxes: the user mailbox its `ActorRef`s send to,
+//! and a small unbounded system mailbox for stop requests, which the loop
+//! always looks at first, so a stop is seen even behind a full user
+//! mailbox. An incarnation borrows both mailboxes; when it ends, a
+//! supervisor can hand them to the next incarnation, which is how messages
+//! survive a restart.
+
+use std::future::poll_fn;
+use std::task::Poll;
+
+use crate::actor::{Actor, StopReason};
+use crate::actor_ref::{ActorRef, ActorState, Cell, SystemMsg};
+use crate::context::{Context, EndRequest};
+use crate::dead_letter::{self, DeadLetter, DeadLetterReason};
+use crate::executor::Executor;
+use crate::mailbox::{self, Backend, Capacity, Receiver};
+use crate::message::{Envelope, Outcome};
+
+/// The default capacity of an actor's mailbox.
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
+
+/// How to build an actor's mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpawnOptions {
+    capacity: Capacity,
+    backend: Backend,
+}
+
+impl Default for SpawnOptions {
+    /// Bounded to [`DEFAULT_MAILBOX_CAPACITY`] (senders wait when it is
+    /// full), lock-free.
+    fn default() -> Self {
+        SpawnOptions {
+            capacity: Capacity::Bounded(DEFAULT_MAILBOX_CAPACITY),
+            backend: Backend::LockFree,
+        }
+    }
+}
+
+impl SpawnOptions {
+    /// The user mailbox's capacity.
+    pub fn capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The mailbox implementation (`performance.lock_free`).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+}
+
+/// Both mailboxes' receiving ends, owned by whoever runs the actor.
+pub(crate) struct Inboxes<A: Actor> {
+    pub(crate) user: Receiver<Envelope<A>>,
+    pub(crate) system: Receiver<SystemMsg>,
+}
+
+/// A new actor's reference and its mailboxes.
+pub(crate) fn new_actor<A: Actor>(options: SpawnOptions) -> (ActorRef<A>, Inboxes<A>) {
+    let (user_tx, user) = mailbox::channel(options.capacity, options.backend);
+    let (system_tx, system) = mailbox::channel(Capacity::Unbounded, options.backend);
+    let me = ActorRef::from_cell(Cell::new(user_tx, system_tx));
+    (me, Inboxes { user, system })
+}
+
+/// Starts `actor` on `executor`, unsupervised, with a default mailbox. It
+/// runs until it is stopped or panics; nothing restarts it.
+pub fn spawn<A: Actor>(executor: &Executor, actor: A) -> ActorRef<A> {
+    spawn_with(executor, actor, SpawnOptions::default())
+}
+
+/// As [`spawn`], with the mailbox built from `options`.
+pub fn spawn_with<A: Actor>(executor: &Executor, actor: A, options: SpawnOptions) -> ActorRef<A> {
+    let (me, mut inboxes) = new_actor(options);
+    let handle = me.clone();
+    let exec = executor.clone();
+    // Detached: the actor's life is followed through its ActorRef.
+    drop(executor.spawn(async move {
+        let stopped = StoppedOnDrop(handle.clone());
+        let reason = run_incarnation(actor, &handle, &exec, &mut inboxes).await;
+        tracing::debug!(actor = %handle.id(), %reason, "actor stopped");
+        close_for_good(&handle, &mut inboxes);
+        drop(stopped);
+    }));
+    me
+}
+
+/// Marks the actor stopped however its task ends, aborted included, so
+/// that `wait_for_stop` never hangs.
+pub(crate) struct StoppedOnDrop<A: Actor>(pub(crate) ActorRef<A>);
+
+impl<A: Actor> Drop for StoppedOnDrop<A> {
+    fn drop(&mut self) {
+        self.0.cell().set_state(ActorState::Stopped);
+    }
+}
+
+/// Closes both mailboxes for good and reports what was still queued as
+/// dead letters (an `ask` among them gets [`AskError::Dropped`](crate::AskError::Dropped)).
+pub(crate) fn close_for_good<A: Actor>(me: &ActorRef<A>, inboxes: &mut Inboxes<A>) {
+    inboxes.user.close();
+    inboxes.system.close();
+    while let Ok(envelope) = inboxes.user.try_recv() {
+        dead_letter::report(DeadLetter {
+            actor: me.id(),
+            actor_type: std::any::type_name::<A>(),
+            message_type: envelope.message_type(),
+            reason: DeadLetterReason::ActorStopped,
+        });
+    }
+    me.cell().set_state(ActorState::Stopped);
+}
+
+enum Next<A: Actor> {
+    System(SystemMsg),
+    Message(Envelope<A>),
+    /// The user mailbox is closed and drained.
+    Drained,
+}
+
+/// Runs one incarnation of `actor` until it stops, and says why. The
+/// mailboxes stay open unless the actor was asked to stop for good.
+pub(crate) async fn run_incarnation<A: Actor>(
+    mut actor: A,
+    me: &ActorRef<A>,
+    executor: &Executor,
+    inboxes: &mut Inboxes<A>,
+) -> StopReason {
+    let mut ctx = Context::new(me.clone(), executor.clone());
+    me.cell().set_state(ActorState::Starting);
+    match crate::message::CatchUnwind::new(actor.started(&mut ctx)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            return StopReason::StartFailed {
+                error: error.to_string(),
+            };
+        }
+        Err(message) => return StopReason::Panicked { message },
+    }
+    me.cell().set_state(ActorState::Running);
+    let mut stopping = false;
+    let reason = loop {
+        let next = poll_fn(|cx| {
+            if let Poll::Ready(Some(msg)) = inboxes.system.poll_recv(cx) {
+                return Poll::Ready(Next::System(msg));
+            }
+            inboxes.user.poll_recv(cx).map(|envelope| match envelope {
+                Some(envelope) => Next::Message(envelope),
+                None => Next::Drained,
+            })
+        })
+        .await;
+        match next {
+            Next::System(SystemMsg::EndIncarnation) => break StopReason::Supervisor,
+            Next::System(SystemMsg::Stop) => {
+                begin_stopping(me, inboxes, &mut stopping);
+            }
+            Next::Drained => break StopReason::Requested,
+            Next::Message(envelope) => {
+                let message_type = envelope.message_type();
+                if let Outcome::Panicked { message } = envelope.dispatch(&mut actor, &mut ctx).await
+                {
+                    dead_letter::report(DeadLetter {
+                        actor: me.id(),
+                        actor_type: std::any::type_name::<A>(),
+                        message_type,
+                        reason: DeadLetterReason::HandlerPanicked {
+                            message: message.clone(),
+                        },
+                    });
+                    break StopReason::Panicked { message };
+                }
+                match ctx.take_end_request() {
+                    None => {}
+                    Some(EndRequest::Stop) => begin_stopping(me, inboxes, &mut stopping),
+                    Some(EndRequest::Complete) => break StopReason::Completed,
+                    Some(EndRequest::Fail(error)) => break StopReason::Failed { error },
+                }
+            }
+        }
+    };
+    me.cell().set_state(ActorState::Stopping);
+    if let Err(message) = crate::message::CatchUnwind::new(actor.stopped(&mut ctx, &reason)).await {
+        tracing::error!(actor = %me.id(), %message, "an actor's stopped hook panicked");
+    }
+    reason
+}
+
+/// A stop for good: refuse new messages from now on, and let the loop
+/// handle what is queued until the mailbox reports drained.
+fn begin_stopping<A: Actor>(me: &ActorRef<A>, inboxes: &mut Inboxes<A>, stopping: &mut bool) {
+    if !*stopping {
+        *stopping = true;
+        me.cell().set_state(ActorState::Stopping);
+        inboxes.user.close();
+    }
+}

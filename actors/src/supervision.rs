@@ -1,0 +1,786 @@
+//! Supervision: restart policies, strategies, restart intensity and
+//! ordered shutdown, with Erlang/OTP's meanings.
+//!
+//! ```
+//! use std::time::Duration;
+//! use proc_daemon_actors::prelude::*;
+//! use proc_daemon_actors::supervision::{RestartPolicy, Strategy, Supervisor};
+//!
+//! struct Counter(u64);
+//! impl Actor for Counter {}
+//! struct Add(u64);
+//! impl Handler<Add> for Counter {
+//!     type Reply = u64;
+//!     async fn handle(&mut self, Add(n): Add, _ctx: &mut Context<Self>) -> u64 {
+//!         self.0 += n;
+//!         self.0
+//!     }
+//! }
+//!
+//! let executor = Executor::builder().worker_threads(1).build()?;
+//! let root = Supervisor::builder().strategy(Strategy::OneForOne).spawn(&executor);
+//! let total = executor
+//!     .spawn(async move {
+//!         // A child is a factory, so a restart builds a fresh actor; its
+//!         // ActorRef stays the same.
+//!         let counter = root
+//!             .child("counter", || Counter(0))
+//!             .restart(RestartPolicy::OnFailure)
+//!             .spawn()
+//!             .await?;
+//!         counter.tell(Add(1)).await?;
+//!         let total = counter.ask(Add(2)).await?;
+//!         root.stop();
+//!         root.wait_for_stop().await;
+//!         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(total)
+//!     })
+//!     .join()??;
+//! assert_eq!(total, 3);
+//! # executor.shutdown(Duration::from_secs(1))?;
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! ```
+//!
+//! # Semantics
+//!
+//! - [`RestartPolicy::Never`] is OTP's *temporary*: never restarted.
+//!   [`RestartPolicy::Always`] is *permanent*: restarted after a failure and
+//!   after a clean end of its incarnation ([`Context::complete`]).
+//!   [`RestartPolicy::OnFailure`] is *transient*: restarted after a panic, a
+//!   failed start or [`Context::fail`]. [`RestartPolicy::ExponentialBackoff`]
+//!   is transient with a growing delay, reset after a stable run.
+//! - A child stopped for good ([`ActorRef::stop`], [`Context::stop`]) has
+//!   closed its mailbox and is never restarted, whatever its policy.
+//! - [`Strategy::OneForOne`] restarts the child that ended;
+//!   [`Strategy::OneForAll`] ends every other child's incarnation too and
+//!   restarts them all; [`Strategy::RestForOne`] does so for the children
+//!   started after it. Children start in order and stop in reverse order.
+//! - Restart intensity: more than `max_restarts` restarts within `window`
+//!   make the supervisor give up: it stops its children in reverse order and
+//!   fails ([`StopReason::Failed`]), which its own supervisor sees as a
+//!   child failure. Supervisors nest, so a restart storm escalates.
+//! - Every child has a shutdown timeout: a graceful stop first, then its
+//!   task is aborted.
+//! - A restart keeps the child's mailbox, so its `ActorRef` stays valid and
+//!   messages sent meanwhile reach the next incarnation in order. The
+//!   message a panicking handler was handling is a dead letter.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::actor::{Actor, ActorId, StopReason};
+use crate::actor_ref::{ActorRef, ActorState, SystemMsg};
+use crate::context::Context;
+use crate::error::AskError;
+use crate::executor::{Executor, JoinHandle, panic_message};
+use crate::mailbox::Capacity;
+use crate::message::Handler;
+use crate::spawn::{Inboxes, SpawnOptions, close_for_good, new_actor, run_incarnation};
+
+/// When a child is restarted. See the module docs for the OTP meanings.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RestartPolicy {
+    /// Temporary: never restarted.
+    Never,
+    /// Permanent: restarted after a failure and after a clean completion.
+    Always,
+    /// Transient: restarted after a failure only.
+    OnFailure,
+    /// Transient, with a delay that grows after each consecutive failure:
+    /// `initial_delay × multiplier^n`, capped at `max_delay`, then spread by
+    /// ± `jitter` (a fraction, 0.0 to 1.0). After `max_attempts`
+    /// consecutive failures (if set) the child is left stopped. The count
+    /// resets once an incarnation has run for
+    /// [`ChildBuilder::backoff_reset_after`].
+    ExponentialBackoff {
+        /// The delay before the first restart.
+        initial_delay: Duration,
+        /// The longest delay.
+        max_delay: Duration,
+        /// The growth factor per consecutive failure (at least 1.0).
+        multiplier: f64,
+        /// The spread, as a fraction of the delay (0.0 for none).
+        jitter: f64,
+        /// Give up after this many consecutive failures; `None` never does.
+        max_attempts: Option<u32>,
+    },
+}
+
+/// Which children a failure restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Only the child that ended.
+    #[default]
+    OneForOne,
+    /// Every child.
+    OneForAll,
+    /// The child that ended and every child started after it.
+    RestForOne,
+}
+
+/// The default restart intensity: more than 3 restarts in 5 seconds.
+pub const DEFAULT_MAX_RESTARTS: u32 = 3;
+/// See [`DEFAULT_MAX_RESTARTS`].
+pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(5);
+/// A child's default shutdown timeout.
+pub const DEFAULT_CHILD_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an incarnation must run before its backoff count resets.
+pub const DEFAULT_BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
+
+/// Configures a [`Supervisor`].
+#[derive(Debug, Clone)]
+pub struct SupervisorBuilder {
+    strategy: Strategy,
+    max_restarts: u32,
+    window: Duration,
+}
+
+impl SupervisorBuilder {
+    /// The restart strategy (default [`Strategy::OneForOne`]).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Restart intensity: more than `max_restarts` restarts within `window`
+    /// make the supervisor fail. Default: [`DEFAULT_MAX_RESTARTS`] in
+    /// [`DEFAULT_RESTART_WINDOW`].
+    pub fn intensity(mut self, max_restarts: u32, window: Duration) -> Self {
+        self.max_restarts = max_restarts;
+        self.window = window;
+        self
+    }
+
+    /// The supervisor actor, not yet running; use it as a child's factory
+    /// output to nest supervisors.
+    pub fn build(&self) -> Supervisor {
+        Supervisor {
+            strategy: self.strategy,
+            max_restarts: self.max_restarts,
+            window: self.window,
+            children: Vec::new(),
+            restarts: VecDeque::new(),
+            giving_up: false,
+        }
+    }
+
+    /// Starts the supervisor on `executor`, unsupervised (a root).
+    pub fn spawn(&self, executor: &Executor) -> ActorRef<Supervisor> {
+        spawn_supervisor(executor, self.build())
+    }
+}
+
+/// Starts `supervisor` with the mailbox a supervisor needs: unbounded, so
+/// that a child's exit is never held up by a full mailbox.
+fn spawn_supervisor(executor: &Executor, supervisor: Supervisor) -> ActorRef<Supervisor> {
+    crate::spawn::spawn_with(
+        executor,
+        supervisor,
+        SpawnOptions::default().capacity(Capacity::Unbounded),
+    )
+}
+
+/// An actor that starts, watches and restarts children. See the module
+/// docs.
+pub struct Supervisor {
+    strategy: Strategy,
+    max_restarts: u32,
+    window: Duration,
+    children: Vec<Child>,
+    restarts: VecDeque<Instant>,
+    giving_up: bool,
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("strategy", &self.strategy)
+            .field("children", &self.children.len())
+            .finish()
+    }
+}
+
+impl Supervisor {
+    /// A builder with the defaults.
+    pub fn builder() -> SupervisorBuilder {
+        SupervisorBuilder {
+            strategy: Strategy::OneForOne,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            window: DEFAULT_RESTART_WINDOW,
+        }
+    }
+}
+
+/// One child, type-erased.
+struct Child {
+    name: String,
+    id: ActorId,
+    runner: Box<dyn ChildRunner>,
+    policy: RestartPolicy,
+    shutdown_timeout: Duration,
+    backoff_reset_after: Duration,
+    /// Bumped for every incarnation, so that a stale exit report is ignored.
+    generation: u64,
+    running: Option<JoinHandle<StopReason>>,
+    started_at: Instant,
+    consecutive_failures: u32,
+    stopped_for_good: bool,
+}
+
+/// What the supervisor needs from a child of any actor type.
+trait ChildRunner: Send {
+    /// Starts a new incarnation; when it ends by itself, it reports
+    /// [`ChildExited`] to `supervisor`.
+    fn start(
+        &mut self,
+        executor: &Executor,
+        supervisor: ActorRef<Supervisor>,
+        generation: u64,
+    ) -> JoinHandle<StopReason>;
+    /// Asks the running incarnation to end, keeping the mailbox.
+    fn end_incarnation(&self);
+    /// Asks the actor to stop for good (graceful).
+    fn request_stop(&self);
+    /// Closes the mailbox for good; what was queued becomes dead letters.
+    fn close_for_good(&self);
+    /// Marks the actor as waiting for its next incarnation.
+    fn mark_restarting(&self);
+}
+
+struct TypedRunner<A: Actor> {
+    factory: Box<dyn FnMut() -> A + Send>,
+    me: ActorRef<A>,
+    slot: Arc<Mutex<InboxSlot<A>>>,
+}
+
+/// The mailboxes, held here between incarnations and by the running
+/// incarnation's task while it runs.
+struct InboxSlot<A: Actor> {
+    inboxes: Option<Inboxes<A>>,
+    /// Set once the child is stopped for good: whoever holds the
+    /// mailboxes then closes them instead of keeping them.
+    closed: bool,
+}
+
+/// Takes the mailboxes for an incarnation and gives them back on drop,
+/// even when the task is aborted; closes them if the child was stopped for
+/// good meanwhile.
+struct InboxLease<A: Actor> {
+    me: ActorRef<A>,
+    slot: Arc<Mutex<InboxSlot<A>>>,
+    inboxes: Option<Inboxes<A>>,
+}
+
+impl<A: Actor> InboxLease<A> {
+    fn take(me: ActorRef<A>, slot: Arc<Mutex<InboxSlot<A>>>) -> Option<Self> {
+        let inboxes = lock(&slot).inboxes.take()?;
+        Some(InboxLease {
+            me,
+            slot,
+            inboxes: Some(inboxes),
+        })
+    }
+}
+
+impl<A: Actor> Drop for InboxLease<A> {
+    fn drop(&mut self) {
+        let Some(mut inboxes) = self.inboxes.take() else {
+            return;
+        };
+        let mut slot = lock(&self.slot);
+        if slot.closed {
+            drop(slot);
+            close_for_good(&self.me, &mut inboxes);
+        } else {
+            slot.inboxes = Some(inboxes);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<A: Actor> ChildRunner for TypedRunner<A> {
+    fn start(
+        &mut self,
+        executor: &Executor,
+        supervisor: ActorRef<Supervisor>,
+        generation: u64,
+    ) -> JoinHandle<StopReason> {
+        let made = catch_unwind(AssertUnwindSafe(|| (self.factory)()));
+        let slot = self.slot.clone();
+        let me = self.me.clone();
+        let exec = executor.clone();
+        executor.spawn(async move {
+            let reason = match made {
+                Err(payload) => StopReason::Panicked {
+                    message: format!(
+                        "the child's factory panicked: {}",
+                        panic_message(payload.as_ref())
+                    ),
+                },
+                Ok(actor) => match InboxLease::take(me.clone(), slot) {
+                    Some(mut lease) => {
+                        let inboxes = lease
+                            .inboxes
+                            .as_mut()
+                            .expect("a fresh lease holds the mailboxes");
+                        run_incarnation(actor, &me, &exec, inboxes).await
+                    }
+                    None => StopReason::Failed {
+                        error: "the child's mailbox is held by another incarnation".to_owned(),
+                    },
+                },
+            };
+            let exited = ChildExited {
+                id: me.id(),
+                generation,
+                reason: reason.clone(),
+            };
+            // The supervisor may be gone; then nobody restarts anything.
+            let _ = supervisor.try_tell(exited);
+            reason
+        })
+    }
+
+    fn end_incarnation(&self) {
+        let _ = self.me.cell().system.try_send(SystemMsg::EndIncarnation);
+    }
+
+    fn request_stop(&self) {
+        self.me.stop();
+    }
+
+    fn close_for_good(&self) {
+        let mut slot = lock(&self.slot);
+        slot.closed = true;
+        if let Some(mut inboxes) = slot.inboxes.take() {
+            drop(slot);
+            close_for_good(&self.me, &mut inboxes);
+        }
+        // Otherwise a running (aborted) incarnation still holds them; its
+        // lease closes them when the task lets go.
+    }
+
+    fn mark_restarting(&self) {
+        self.me.cell().set_state(ActorState::Restarting);
+    }
+}
+
+/// Builds a child for [`ActorRef<Supervisor>::child`].
+#[must_use = "a child is started by .spawn().await"]
+pub struct ChildBuilder<'a, A: Actor> {
+    supervisor: &'a ActorRef<Supervisor>,
+    name: String,
+    factory: Box<dyn FnMut() -> A + Send>,
+    policy: RestartPolicy,
+    shutdown_timeout: Duration,
+    backoff_reset_after: Duration,
+    options: SpawnOptions,
+}
+
+impl<A: Actor> fmt::Debug for ChildBuilder<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildBuilder")
+            .field("name", &self.name)
+            .field("policy", &self.policy)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+impl<'a, A: Actor> ChildBuilder<'a, A> {
+    /// The restart policy (default [`RestartPolicy::OnFailure`]).
+    pub fn restart(mut self, policy: RestartPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How long a graceful stop may take before the child is aborted
+    /// (default [`DEFAULT_CHILD_SHUTDOWN_TIMEOUT`]).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long an incarnation must run for its backoff count to reset
+    /// (default [`DEFAULT_BACKOFF_RESET_AFTER`]).
+    pub fn backoff_reset_after(mut self, stable: Duration) -> Self {
+        self.backoff_reset_after = stable;
+        self
+    }
+
+    /// The child's mailbox.
+    pub fn mailbox(mut self, options: SpawnOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Adds the child to the supervisor, which starts it. Returns its
+    /// reference, valid across restarts.
+    pub async fn spawn(self) -> Result<ActorRef<A>, AskError> {
+        if let RestartPolicy::ExponentialBackoff {
+            multiplier, jitter, ..
+        } = &self.policy
+            && (*multiplier < 1.0 || !(0.0..=1.0).contains(jitter))
+        {
+            panic!(
+                "RestartPolicy::ExponentialBackoff needs multiplier >= 1.0 and jitter in 0.0..=1.0, got {multiplier} and {jitter}"
+            );
+        }
+        let (me, inboxes) = new_actor::<A>(self.options);
+        let child = Child {
+            name: self.name,
+            id: me.id(),
+            runner: Box::new(TypedRunner {
+                factory: self.factory,
+                me: me.clone(),
+                slot: Arc::new(Mutex::new(InboxSlot {
+                    inboxes: Some(inboxes),
+                    closed: false,
+                })),
+            }),
+            policy: self.policy,
+            shutdown_timeout: self.shutdown_timeout,
+            backoff_reset_after: self.backoff_reset_after,
+            generation: 0,
+            running: None,
+            started_at: Instant::now(),
+            consecutive_failures: 0,
+            stopped_for_good: false,
+        };
+        self.supervisor.ask(AddChild(Some(child))).await??;
+        Ok(me)
+    }
+}
+
+impl ActorRef<Supervisor> {
+    /// Describes a child made by `factory`, which the supervisor calls for
+    /// every incarnation. Finish with `.spawn().await`.
+    pub fn child<A, F>(&self, name: impl Into<String>, factory: F) -> ChildBuilder<'_, A>
+    where
+        A: Actor,
+        F: FnMut() -> A + Send + 'static,
+    {
+        ChildBuilder {
+            supervisor: self,
+            name: name.into(),
+            factory: Box::new(factory),
+            policy: RestartPolicy::OnFailure,
+            shutdown_timeout: DEFAULT_CHILD_SHUTDOWN_TIMEOUT,
+            backoff_reset_after: DEFAULT_BACKOFF_RESET_AFTER,
+            options: SpawnOptions::default(),
+        }
+    }
+}
+
+/// Adds a child and starts it. (An `Option` so the handler can take it.)
+struct AddChild(Option<Child>);
+
+/// A child's incarnation ended by itself.
+struct ChildExited {
+    id: ActorId,
+    generation: u64,
+    reason: StopReason,
+}
+
+/// A delayed restart is due.
+struct RestartDue {
+    id: ActorId,
+    generation: u64,
+}
+
+impl Actor for Supervisor {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+        self.stop_children_for_good(0).await;
+    }
+}
+
+impl Handler<AddChild> for Supervisor {
+    type Reply = Result<(), AskError>;
+
+    async fn handle(&mut self, AddChild(child): AddChild, ctx: &mut Context<Self>) -> Self::Reply {
+        let Some(mut child) = child else {
+            return Ok(());
+        };
+        if self.giving_up {
+            child.runner.close_for_good();
+            return Err(AskError::Stopped);
+        }
+        self.start_child(&mut child, ctx);
+        self.children.push(child);
+        Ok(())
+    }
+}
+
+impl Handler<ChildExited> for Supervisor {
+    type Reply = ();
+
+    async fn handle(&mut self, exited: ChildExited, ctx: &mut Context<Self>) {
+        let Some(index) = self
+            .children
+            .iter()
+            .position(|child| child.id == exited.id && child.generation == exited.generation)
+        else {
+            return; // a stale report: that incarnation was already dealt with
+        };
+        if self.giving_up {
+            return;
+        }
+        let child = &mut self.children[index];
+        child.running = None;
+        let reason = exited.reason;
+        let restart = match (&child.policy, &reason) {
+            // Stopped for good: the mailbox is closed.
+            (_, StopReason::Requested) => false,
+            (RestartPolicy::Never, _) => false,
+            (RestartPolicy::Always, _) => true,
+            (RestartPolicy::OnFailure | RestartPolicy::ExponentialBackoff { .. }, reason) => {
+                reason.is_failure()
+            }
+        };
+        tracing::info!(child = %child.name, id = %child.id, %reason, restart, "supervised child ended");
+        if !restart {
+            child.stopped_for_good = true;
+            child.runner.close_for_good();
+            return;
+        }
+        if self.intensity_exceeded() {
+            let error = format!(
+                "restart intensity exceeded: more than {} restarts in {:?} (last: child `{}` {reason})",
+                self.max_restarts, self.window, self.children[index].name
+            );
+            tracing::error!(%error, "supervisor gives up");
+            self.giving_up = true;
+            self.stop_children_for_good(0).await;
+            ctx.fail(error);
+            return;
+        }
+        let from = match self.strategy {
+            Strategy::OneForOne => index,
+            Strategy::OneForAll => 0,
+            Strategy::RestForOne => index,
+        };
+        let to_restart: Vec<usize> = match self.strategy {
+            Strategy::OneForOne => vec![index],
+            Strategy::OneForAll | Strategy::RestForOne => (from..self.children.len())
+                .filter(|&i| !self.children[i].stopped_for_good)
+                .collect(),
+        };
+        // End the siblings' incarnations in reverse start order.
+        for &i in to_restart.iter().rev() {
+            if i != index {
+                self.end_incarnation(i).await;
+            }
+        }
+        for &i in &to_restart {
+            self.schedule_start(i, ctx);
+        }
+    }
+}
+
+impl Handler<RestartDue> for Supervisor {
+    type Reply = ();
+
+    async fn handle(&mut self, due: RestartDue, ctx: &mut Context<Self>) {
+        if self.giving_up {
+            return;
+        }
+        if let Some(index) = self.children.iter().position(|child| {
+            child.id == due.id && child.generation == due.generation && child.running.is_none()
+        }) {
+            let mut child = self.children.remove(index);
+            self.start_child(&mut child, ctx);
+            self.children.insert(index, child);
+        }
+    }
+}
+
+impl Supervisor {
+    fn start_child(&mut self, child: &mut Child, ctx: &mut Context<Self>) {
+        child.generation += 1;
+        child.started_at = Instant::now();
+        child.running = Some(child.runner.start(
+            ctx.executor(),
+            ctx.actor_ref().clone(),
+            child.generation,
+        ));
+    }
+
+    /// Records a restart; true if that makes too many within the window.
+    fn intensity_exceeded(&mut self) -> bool {
+        let now = Instant::now();
+        while self
+            .restarts
+            .front()
+            .is_some_and(|&at| now.duration_since(at) > self.window)
+        {
+            self.restarts.pop_front();
+        }
+        self.restarts.push_back(now);
+        self.restarts.len() > self.max_restarts as usize
+    }
+
+    /// Starts child `index` again, now or after its backoff delay.
+    fn schedule_start(&mut self, index: usize, ctx: &mut Context<Self>) {
+        let child = &mut self.children[index];
+        let delay = match &child.policy {
+            RestartPolicy::ExponentialBackoff {
+                initial_delay,
+                max_delay,
+                multiplier,
+                jitter,
+                max_attempts,
+            } => {
+                if child.started_at.elapsed() >= child.backoff_reset_after {
+                    child.consecutive_failures = 0;
+                }
+                if max_attempts.is_some_and(|max| child.consecutive_failures >= max) {
+                    tracing::warn!(child = %child.name, attempts = child.consecutive_failures, "giving up restarting child");
+                    child.stopped_for_good = true;
+                    child.runner.close_for_good();
+                    return;
+                }
+                let delay = backoff_delay(
+                    *initial_delay,
+                    *max_delay,
+                    *multiplier,
+                    *jitter,
+                    child.consecutive_failures,
+                    child.id,
+                );
+                child.consecutive_failures += 1;
+                delay
+            }
+            _ => Duration::ZERO,
+        };
+        child.runner.mark_restarting();
+        if delay.is_zero() {
+            let mut child = self.children.remove(index);
+            self.start_child(&mut child, ctx);
+            self.children.insert(index, child);
+            return;
+        }
+        child.running = None;
+        let due = RestartDue {
+            id: child.id,
+            generation: child.generation,
+        };
+        let me = ctx.actor_ref().clone();
+        drop(ctx.executor().spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = me.try_tell(due);
+        }));
+    }
+
+    /// Ends child `index`'s running incarnation: graceful first, then an
+    /// abort at its shutdown timeout. Its mailbox stays open.
+    async fn end_incarnation(&mut self, index: usize) {
+        let child = &mut self.children[index];
+        // Its own exit report will be stale: this generation is handled here.
+        let Some(running) = child.running.take() else {
+            return;
+        };
+        child.generation += 1;
+        child.runner.end_incarnation();
+        wait_or_abort(running, child.shutdown_timeout, &child.name).await;
+    }
+
+    /// Stops every child from `from` on for good, in reverse start order.
+    async fn stop_children_for_good(&mut self, from: usize) {
+        for index in (from..self.children.len()).rev() {
+            let child = &mut self.children[index];
+            if child.stopped_for_good {
+                continue;
+            }
+            child.stopped_for_good = true;
+            child.generation += 1;
+            if let Some(running) = child.running.take() {
+                child.runner.request_stop();
+                wait_or_abort(running, child.shutdown_timeout, &child.name).await;
+            }
+            child.runner.close_for_good();
+        }
+    }
+}
+
+/// Waits for an incarnation to end, aborting it at `timeout`. It does not
+/// wait for the abort itself: a child stuck in blocking code would hold up
+/// the whole shutdown. Its mailboxes are closed when its task lets go of
+/// them (see `InboxLease`).
+async fn wait_or_abort(mut running: JoinHandle<StopReason>, timeout: Duration, name: &str) {
+    if tokio::time::timeout(timeout, &mut running).await.is_err() {
+        tracing::warn!(child = %name, ?timeout, "child did not stop within its shutdown timeout; aborting it");
+        running.abort();
+    }
+}
+
+/// The backoff delay after `failures` consecutive failures.
+fn backoff_delay(
+    initial: Duration,
+    max: Duration,
+    multiplier: f64,
+    jitter: f64,
+    failures: u32,
+    salt: ActorId,
+) -> Duration {
+    let exponent = i32::try_from(failures).unwrap_or(i32::MAX);
+    let base = initial.as_secs_f64() * multiplier.powi(exponent);
+    let capped = base.min(max.as_secs_f64());
+    if jitter == 0.0 {
+        return Duration::from_secs_f64(capped);
+    }
+    // A uniform spread in [-jitter, +jitter] from a small hash of the child
+    // and the attempt: varied across children, no RNG dependency.
+    let mut x = salt.get() ^ (u64::from(failures) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    let unit = (x >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+    let spread = (unit * 2.0 - 1.0) * jitter;
+    Duration::from_secs_f64((capped * (1.0 + spread)).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_then_caps_without_jitter() {
+        let delays: Vec<Duration> = (0..6)
+            .map(|n| {
+                backoff_delay(
+                    Duration::from_millis(100),
+                    Duration::from_secs(1),
+                    2.0,
+                    0.0,
+                    n,
+                    ActorId::next(),
+                )
+            })
+            .collect();
+        let millis: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+        assert_eq!(millis, [100, 200, 400, 800, 1000, 1000]);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        for n in 0..50 {
+            let delay = backoff_delay(
+                Duration::from_millis(1000),
+                Duration::from_secs(10),
+                1.0,
+                0.2,
+                n,
+                ActorId::next(),
+            );
+            assert!((800..=1200).contains(&delay.as_millis()), "{delay:?}");
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! Supervision on a real executor: every strategy and policy with real
+//! panics, failures and clean completions; restart intensity escalating
+//! through two supervisors; no message lost across restarts; shutdown.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proc_daemon_actors::ActorState;
+use proc_daemon_actors::dead_letter::{self, DeadLetterReason};
+use proc_daemon_actors::mailbox::Capacity;
+use proc_daemon_actors::prelude::*;
+use proc_daemon_actors::spawn::SpawnOptions;
+use proc_daemon_actors::supervision::SupervisorBuilder;
+
+mod common;
+use common::{executor, run_within, shut_down, until_stopped};
+
+/// Counts its incarnations (through a shared counter) and its messages
+/// (in its own state, which a restart resets).
+struct Worker {
+    name: &'static str,
+    starts: Arc<AtomicU32>,
+    log: Arc<Mutex<Vec<String>>>,
+    handled: u32,
+}
+
+impl Worker {
+    fn factory(
+        name: &'static str,
+        log: &Arc<Mutex<Vec<String>>>,
+    ) -> (Arc<AtomicU32>, impl FnMut() -> Worker + Send + 'static) {
+        let starts = Arc::new(AtomicU32::new(0));
+        let counter = starts.clone();
+        let log = log.clone();
+        (starts, move || Worker {
+            name,
+            starts: counter.clone(),
+            log: log.clone(),
+            handled: 0,
+        })
+    }
+}
+
+impl Actor for Worker {
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        let n = self.starts.fetch_add(1, Ordering::SeqCst) + 1;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{} start {n}", self.name));
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &StopReason) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{} stop: {reason}", self.name));
+    }
+}
+
+/// What a worker does with a message.
+#[derive(Clone, Copy)]
+enum Do {
+    Count,
+    Panic,
+    Fail,
+    Complete,
+}
+
+impl Handler<Do> for Worker {
+    type Reply = u32;
+
+    async fn handle(&mut self, what: Do, ctx: &mut Context<Self>) -> u32 {
+        match what {
+            Do::Count => {}
+            Do::Panic => panic!("{} was told to panic", self.name),
+            Do::Fail => ctx.fail(format!("{} was told to fail", self.name)),
+            Do::Complete => ctx.complete(),
+        }
+        self.handled += 1;
+        self.handled
+    }
+}
+
+fn run<T: Send + 'static>(
+    executor: &Executor,
+    future: impl Future<Output = T> + Send + 'static,
+) -> T {
+    run_within(executor, Duration::from_secs(120), future)
+}
+
+/// Waits until `starts` reaches `n` (a restart is asynchronous).
+async fn until_started(starts: &AtomicU32, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while starts.load(Ordering::SeqCst) < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} starts",
+            starts.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn supervisor(strategy: Strategy) -> SupervisorBuilder {
+    Supervisor::builder()
+        .strategy(strategy)
+        .intensity(20, Duration::from_secs(10))
+}
+
+/// One child under `policy`, sent `what`: whether it was restarted and
+/// whether it is still alive afterwards.
+fn one_for_one_outcome(policy: RestartPolicy, what: Do) -> (u32, bool) {
+    let executor = executor();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (starts, factory) = Worker::factory("w", &log);
+    let outcome = run(&executor, {
+        let root = root.clone();
+        async move {
+            let child = root
+                .child("w", factory)
+                .restart(policy)
+                .spawn()
+                .await
+                .unwrap();
+            assert_eq!(child.ask(Do::Count).await, Ok(1));
+            let _ = child.ask(what).await;
+            // Give a restart time to happen, then look.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let alive = child.is_alive();
+            if alive {
+                until_started(&starts, 2).await;
+                // The same reference reaches the new incarnation, whose
+                // state starts afresh.
+                assert_eq!(child.ask(Do::Count).await, Ok(1));
+            } else {
+                assert_eq!(child.ask(Do::Count).await, Err(AskError::Stopped));
+                assert_eq!(child.state(), ActorState::Stopped);
+            }
+            root.stop();
+            until_stopped(&root).await;
+            (starts.load(Ordering::SeqCst), alive)
+        }
+    });
+    shut_down(executor);
+    outcome
+}
+
+#[test]
+fn policies_follow_otp_meanings() {
+    // (policy, what happens, restarted?)
+    let cases = [
+        (RestartPolicy::Never, Do::Panic, false),
+        (RestartPolicy::Never, Do::Fail, false),
+        (RestartPolicy::Never, Do::Complete, false),
+        (RestartPolicy::Always, Do::Panic, true),
+        (RestartPolicy::Always, Do::Fail, true),
+        (RestartPolicy::Always, Do::Complete, true),
+        (RestartPolicy::OnFailure, Do::Panic, true),
+        (RestartPolicy::OnFailure, Do::Fail, true),
+        (RestartPolicy::OnFailure, Do::Complete, false),
+    ];
+    for (policy, what, restarted) in cases {
+        let name = format!(
+            "{policy:?} after {}",
+            match what {
+                Do::Panic => "a panic",
+                Do::Fail => "a failure",
+                Do::Complete => "a clean completion",
+                Do::Count => "nothing",
+            }
+        );
+        let (starts, alive) = one_for_one_outcome(policy, what);
+        assert_eq!(alive, restarted, "{name}");
+        assert_eq!(starts, if restarted { 2 } else { 1 }, "{name}");
+    }
+}
+
+#[test]
+fn a_child_stopped_for_good_is_not_restarted_even_if_permanent() {
+    let executor = executor();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (starts, factory) = Worker::factory("w", &log);
+    run(&executor, {
+        let root = root.clone();
+        async move {
+            let child = root
+                .child("w", factory)
+                .restart(RestartPolicy::Always)
+                .spawn()
+                .await
+                .unwrap();
+            child.ask(Do::Count).await.unwrap();
+            child.stop();
+            until_stopped(&child).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(starts.load(Ordering::SeqCst), 1);
+            root.stop();
+            until_stopped(&root).await;
+        }
+    });
+    shut_down(executor);
+}
+
+/// Three children a, b, c under `strategy`; b panics. Returns each one's
+/// number of starts.
+fn strategy_restarts(strategy: Strategy) -> [u32; 3] {
+    let executor = executor();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let root = supervisor(strategy).spawn(&executor);
+    let (a_starts, a) = Worker::factory("a", &log);
+    let (b_starts, b) = Worker::factory("b", &log);
+    let (c_starts, c) = Worker::factory("c", &log);
+    let starts = run(&executor, {
+        let root = root.clone();
+        let log = log.clone();
+        async move {
+            let a = root.child("a", a).spawn().await.unwrap();
+            let b = root.child("b", b).spawn().await.unwrap();
+            let c = root.child("c", c).spawn().await.unwrap();
+            let _ = b.ask(Do::Panic).await;
+            until_started(&b_starts, 2).await;
+            // Every child answers afterwards, through the same references.
+            for child in [&a, &b, &c] {
+                child.ask(Do::Count).await.unwrap();
+            }
+            let starts = [
+                a_starts.load(Ordering::SeqCst),
+                b_starts.load(Ordering::SeqCst),
+                c_starts.load(Ordering::SeqCst),
+            ];
+            root.stop();
+            until_stopped(&root).await;
+            // Children stop in reverse start order.
+            let stops: Vec<String> = log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|line| line.contains("stop: stop was requested"))
+                .cloned()
+                .collect();
+            assert_eq!(
+                stops,
+                [
+                    "c stop: stop was requested",
+                    "b stop: stop was requested",
+                    "a stop: stop was requested"
+                ]
+            );
+            starts
+        }
+    });
+    shut_down(executor);
+    starts
+}
+
+#[test]
+fn one_for_one_restarts_only_the_failed_child() {
+    assert_eq!(strategy_restarts(Strategy::OneForOne), [1, 2, 1]);
+}
+
+#[test]
+fn one_for_all_restarts_every_child() {
+    assert_eq!(strategy_restarts(Strategy::OneForAll), [2, 2, 2]);
+}
+
+#[test]
+fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
+    assert_eq!(strategy_restarts(Strategy::RestForOne), [1, 2, 2]);
+}
+
+#[test]
+fn no_message_is_lost_across_restarts() {
+    struct Tally {
+        seen: Arc<Mutex<Vec<u32>>>,
+    }
+    impl Actor for Tally {}
+    struct Item(u32);
+    impl Handler<Item> for Tally {
+        type Reply = ();
+        async fn handle(&mut self, Item(n): Item, _ctx: &mut Context<Self>) {
+            if n % 1000 == 999 {
+                panic!("poisoned message {n}");
+            }
+            self.seen.lock().unwrap()[n as usize] += 1;
+        }
+    }
+
+    let executor = executor();
+    let seen = Arc::new(Mutex::new(vec![0u32; 10_000]));
+    let root = Supervisor::builder()
+        .intensity(100, Duration::from_secs(60))
+        .spawn(&executor);
+    let poisoned = Arc::new(Mutex::new(Vec::new()));
+    let target = Arc::new(Mutex::new(None));
+    {
+        let poisoned = poisoned.clone();
+        let target = target.clone();
+        dead_letter::set_hook(move |letter| {
+            if Some(letter.actor) == *target.lock().unwrap()
+                && let DeadLetterReason::HandlerPanicked { message } = &letter.reason
+            {
+                poisoned.lock().unwrap().push(message.clone());
+            }
+        });
+    }
+    run(&executor, {
+        let root = root.clone();
+        let seen = seen.clone();
+        let target = target.clone();
+        async move {
+            let factory_seen = seen.clone();
+            let tally = root
+                .child("tally", move || Tally {
+                    seen: factory_seen.clone(),
+                })
+                .mailbox(SpawnOptions::default().capacity(Capacity::Bounded(64)))
+                .spawn()
+                .await
+                .unwrap();
+            *target.lock().unwrap() = Some(tally.id());
+            for n in 0..10_000 {
+                tally.tell(Item(n)).await.unwrap();
+            }
+            // Everything sent is handled or poisoned before this answers.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let handled: u32 = seen.lock().unwrap().iter().sum();
+                if handled == 9_990 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "only {handled} handled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            root.stop();
+            until_stopped(&root).await;
+        }
+    });
+    let seen = seen.lock().unwrap();
+    for (n, count) in seen.iter().enumerate() {
+        let expected = u32::from(n % 1000 != 999);
+        assert_eq!(*count, expected, "message {n} handled {count} times");
+    }
+    let mut poisoned = poisoned.lock().unwrap().clone();
+    poisoned.sort();
+    let mut expected: Vec<String> = (0..10)
+        .map(|k| format!("poisoned message {}", k * 1000 + 999))
+        .collect();
+    expected.sort();
+    assert_eq!(poisoned, expected);
+    shut_down(executor);
+}
+
+#[test]
+fn a_restart_storm_escalates_through_two_supervisors() {
+    let executor = executor();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // The root gives up at once; the middle one after 2 restarts.
+    let root = Supervisor::builder()
+        .intensity(0, Duration::from_secs(10))
+        .spawn(&executor);
+    let (starts, factory) = Worker::factory("leaf", &log);
+    run(&executor, {
+        let root = root.clone();
+        let starts = starts.clone();
+        async move {
+            let middle = root
+                .child("middle", || {
+                    Supervisor::builder()
+                        .intensity(2, Duration::from_secs(10))
+                        .build()
+                })
+                .spawn()
+                .await
+                .unwrap();
+            let leaf = middle.child("leaf", factory).spawn().await.unwrap();
+            for n in 1..=3 {
+                until_started(&starts, n).await;
+                let _ = leaf.ask(Do::Panic).await;
+            }
+            until_stopped(&middle).await;
+            until_stopped(&root).await;
+            assert_eq!(leaf.state(), ActorState::Stopped);
+            assert_eq!(leaf.ask(Do::Count).await, Err(AskError::Stopped));
+        }
+    });
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        3,
+        "two restarts, then the middle gave up"
+    );
+    shut_down(executor);
+}
+
+#[test]
+fn backoff_delays_grow_between_restarts() {
+    let executor = executor();
+    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let times = Arc::new(Mutex::new(Vec::new()));
+    struct Timed(Arc<Mutex<Vec<Instant>>>);
+    impl Actor for Timed {
+        async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+            self.0.lock().unwrap().push(Instant::now());
+            Ok(())
+        }
+    }
+    impl Handler<Do> for Timed {
+        type Reply = ();
+        async fn handle(&mut self, _: Do, _ctx: &mut Context<Self>) {
+            panic!("again");
+        }
+    }
+    run(&executor, {
+        let root = root.clone();
+        let times = times.clone();
+        async move {
+            let factory_times = times.clone();
+            let child = root
+                .child("timed", move || Timed(factory_times.clone()))
+                .restart(RestartPolicy::ExponentialBackoff {
+                    initial_delay: Duration::from_millis(40),
+                    max_delay: Duration::from_millis(160),
+                    multiplier: 2.0,
+                    jitter: 0.0,
+                    max_attempts: Some(4),
+                })
+                .spawn()
+                .await
+                .unwrap();
+            for n in 1..=5 {
+                while times.lock().unwrap().len() < n {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                let _ = child.ask(Do::Panic).await;
+            }
+            // Four restarts, then it gives up.
+            until_stopped(&child).await;
+            root.stop();
+            until_stopped(&root).await;
+        }
+    });
+    let times = times.lock().unwrap();
+    assert_eq!(times.len(), 5);
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, expected) in gaps.iter().zip([40, 80, 160, 160]) {
+        assert!(*gap >= Duration::from_millis(expected), "{gaps:?}");
+    }
+    shut_down(executor);
+}
+
+#[test]
+fn a_child_waiting_to_restart_is_not_restarted_once_shutdown_began() {
+    let executor = executor();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (starts, factory) = Worker::factory("w", &log);
+    run(&executor, {
+        let root = root.clone();
+        async move {
+            let child = root
+                .child("w", factory)
+                .restart(RestartPolicy::ExponentialBackoff {
+                    initial_delay: Duration::from_millis(100),
+                    max_delay: Duration::from_millis(100),
+                    multiplier: 1.0,
+                    jitter: 0.0,
+                    max_attempts: None,
+                })
+                .spawn()
+                .await
+                .unwrap();
+            let _ = child.ask(Do::Panic).await;
+            // Now in its backoff delay: stop the tree.
+            root.stop();
+            until_stopped(&root).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(starts.load(Ordering::SeqCst), 1);
+            assert_eq!(child.state(), ActorState::Stopped);
+            assert_eq!(child.ask(Do::Count).await, Err(AskError::Stopped));
+        }
+    });
+    shut_down(executor);
+}
+
+#[test]
+fn a_child_that_ignores_its_stop_is_aborted_at_its_timeout() {
+    struct Stubborn;
+    impl Actor for Stubborn {}
+    impl Handler<Do> for Stubborn {
+        type Reply = ();
+        async fn handle(&mut self, _: Do, _ctx: &mut Context<Self>) {
+            // Busy in a handler: the stop request waits behind it.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    }
+    let executor = executor();
+    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let elapsed = run(&executor, {
+        let root = root.clone();
+        async move {
+            let child = root
+                .child("stubborn", || Stubborn)
+                .shutdown_timeout(Duration::from_millis(200))
+                .spawn()
+                .await
+                .unwrap();
+            child.tell(Do::Count).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let started = Instant::now();
+            root.stop();
+            until_stopped(&root).await;
+            until_stopped(&child).await;
+            started.elapsed()
+        }
+    });
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    shut_down(executor);
+}
+
+#[test]
+fn spawning_and_stopping_100k_actors_under_one_supervisor() {
+    struct Tiny;
+    impl Actor for Tiny {}
+    let executor = executor();
+    let root = Supervisor::builder().spawn(&executor);
+    let count = run(&executor, {
+        let root = root.clone();
+        async move {
+            let mut children = Vec::with_capacity(100_000);
+            for n in 0..100_000 {
+                children.push(
+                    root.child(format!("tiny-{n}"), || Tiny)
+                        .spawn()
+                        .await
+                        .unwrap(),
+                );
+            }
+            let alive = children.iter().filter(|child| child.is_alive()).count();
+            root.stop();
+            tokio::time::timeout(Duration::from_secs(60), root.wait_for_stop())
+                .await
+                .expect("100k children stopped within 60 s");
+            assert!(
+                children
+                    .iter()
+                    .all(|child| child.state() == ActorState::Stopped)
+            );
+            alive
+        }
+    });
+    assert_eq!(count, 100_000);
+    assert!(
+        executor.metrics().iter().all(|worker| worker.alive == 0),
+        "{:?}",
+        executor.metrics()
+    );
+    shut_down(executor);
+}
