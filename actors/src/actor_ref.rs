@@ -36,14 +36,15 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
 
 use crate::actor::{Actor, ActorId};
 use crate::error::{AskError, Stopped, TryTellError};
+use crate::events::{EventBus, SubsystemState};
 use crate::mailbox::{self, TrySendError};
 use crate::message::{AskEnvelope, Envelope, Handler, TellEnvelope};
 
@@ -63,10 +64,15 @@ pub enum ActorState {
     Stopped,
 }
 
+/// The state of an actor that has not started its first incarnation yet:
+/// reported as `Starting`, but distinct, so that the first `Starting` is
+/// a change worth an event.
+const NEW: u8 = 5;
+
 impl ActorState {
     fn from_u8(value: u8) -> ActorState {
         match value {
-            0 => ActorState::Starting,
+            0 | NEW => ActorState::Starting,
             1 => ActorState::Running,
             2 => ActorState::Stopping,
             3 => ActorState::Restarting,
@@ -101,6 +107,9 @@ pub(crate) struct Cell<A: Actor> {
     pub(crate) system: mailbox::Sender<SystemMsg>,
     state: AtomicU8,
     stopped: Notify,
+    /// Where state changes are published, for supervised actors whose
+    /// supervisor has an event bus.
+    observer: OnceLock<(Arc<str>, Arc<EventBus>)>,
 }
 
 impl<A: Actor> Cell<A> {
@@ -112,15 +121,41 @@ impl<A: Actor> Cell<A> {
             id: ActorId::next(),
             mailbox,
             system,
-            state: AtomicU8::new(ActorState::Starting.as_u8()),
+            state: AtomicU8::new(NEW),
             stopped: Notify::new(),
+            observer: OnceLock::new(),
         })
     }
 
+    /// Publishes this actor's state changes on `bus` under `name`.
+    pub(crate) fn observe(&self, name: Arc<str>, bus: Arc<EventBus>) {
+        let _ = self.observer.set((name, bus));
+    }
+
     pub(crate) fn set_state(&self, state: ActorState) {
-        self.state.store(state.as_u8(), Ordering::Release);
+        let previous = self.state.swap(state.as_u8(), Ordering::AcqRel);
+        if previous != state.as_u8() {
+            self.publish(match state {
+                ActorState::Starting => SubsystemState::Starting,
+                ActorState::Running => SubsystemState::Running,
+                ActorState::Stopping => SubsystemState::Stopping,
+                ActorState::Restarting => SubsystemState::Restarting,
+                ActorState::Stopped => SubsystemState::Stopped,
+            });
+        }
         if state == ActorState::Stopped {
             self.stopped.notify_waiters();
+        }
+    }
+
+    /// Publishes that an incarnation ended in a failure.
+    pub(crate) fn publish_failed(&self) {
+        self.publish(SubsystemState::Failed);
+    }
+
+    fn publish(&self, state: SubsystemState) {
+        if let Some((name, bus)) = self.observer.get() {
+            bus.publish(self.id, name, state);
         }
     }
 

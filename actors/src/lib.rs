@@ -37,6 +37,8 @@
 //! - [`spawn`]: starting an actor and the loop that runs it.
 //! - [`supervision`]: `Supervisor`, restart policies and strategies.
 //! - [`dead_letter`]: messages that were never handled.
+//! - [`registry`]: actors by name and type.
+//! - [`events`]: every state change of a supervised actor.
 //! - [`mailbox`]: the lock-free MPSC queues in front of every actor,
 //!   verified with loom (`loom-tests/`) and Miri.
 //! - [`executor`]: the worker pool every actor runs on, pinned in NUMA
@@ -61,11 +63,15 @@ pub mod dead_letter;
 #[cfg(not(loom))]
 pub mod error;
 #[cfg(not(loom))]
+pub mod events;
+#[cfg(not(loom))]
 pub mod executor;
 pub(crate) mod loom;
 pub mod mailbox;
 #[cfg(not(loom))]
 pub mod message;
+#[cfg(not(loom))]
+pub mod registry;
 #[cfg(not(loom))]
 pub mod spawn;
 #[cfg(not(loom))]

@@ -154,11 +154,15 @@ pub(crate) async fn run_incarnation<A: Actor>(
     match crate::message::CatchUnwind::new(actor.started(&mut ctx)).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
+            me.cell().publish_failed();
             return StopReason::StartFailed {
                 error: error.to_string(),
             };
         }
-        Err(message) => return StopReason::Panicked { message },
+        Err(message) => {
+            me.cell().publish_failed();
+            return StopReason::Panicked { message };
+        }
     }
     me.cell().set_state(ActorState::Running);
     let mut stopping = false;
@@ -205,6 +209,9 @@ pub(crate) async fn run_incarnation<A: Actor>(
     me.cell().set_state(ActorState::Stopping);
     if let Err(message) = crate::message::CatchUnwind::new(actor.stopped(&mut ctx, &reason)).await {
         tracing::error!(actor = %me.id(), %message, "an actor's stopped hook panicked");
+    }
+    if reason.is_failure() {
+        me.cell().publish_failed();
     }
     reason
 }

@@ -74,6 +74,7 @@ use crate::actor::{Actor, ActorId, StopReason};
 use crate::actor_ref::{ActorRef, ActorState, SystemMsg};
 use crate::context::Context;
 use crate::error::AskError;
+use crate::events::EventBus;
 use crate::executor::{Executor, JoinHandle, panic_message};
 use crate::mailbox::Capacity;
 use crate::message::Handler;
@@ -136,6 +137,7 @@ pub struct SupervisorBuilder {
     strategy: Strategy,
     max_restarts: u32,
     window: Duration,
+    events: Option<Arc<EventBus>>,
 }
 
 impl SupervisorBuilder {
@@ -154,6 +156,13 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Publishes every state change of this supervisor's children on
+    /// `bus` (give nested supervisors the same bus to see the whole tree).
+    pub fn events(mut self, bus: Arc<EventBus>) -> Self {
+        self.events = Some(bus);
+        self
+    }
+
     /// The supervisor actor, not yet running; use it as a child's factory
     /// output to nest supervisors.
     pub fn build(&self) -> Supervisor {
@@ -164,6 +173,7 @@ impl SupervisorBuilder {
             children: Vec::new(),
             restarts: VecDeque::new(),
             giving_up: false,
+            events: self.events.clone(),
         }
     }
 
@@ -192,6 +202,7 @@ pub struct Supervisor {
     children: Vec<Child>,
     restarts: VecDeque<Instant>,
     giving_up: bool,
+    events: Option<Arc<EventBus>>,
 }
 
 impl fmt::Debug for Supervisor {
@@ -210,6 +221,7 @@ impl Supervisor {
             strategy: Strategy::OneForOne,
             max_restarts: DEFAULT_MAX_RESTARTS,
             window: DEFAULT_RESTART_WINDOW,
+            events: None,
         }
     }
 }
@@ -248,6 +260,8 @@ trait ChildRunner: Send {
     fn close_for_good(&self);
     /// Marks the actor as waiting for its next incarnation.
     fn mark_restarting(&self);
+    /// Publishes the actor's state changes on `bus` under `name`.
+    fn observe(&self, name: Arc<str>, bus: Arc<EventBus>);
 }
 
 struct TypedRunner<A: Actor> {
@@ -370,6 +384,10 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
 
     fn mark_restarting(&self) {
         self.me.cell().set_state(ActorState::Restarting);
+    }
+
+    fn observe(&self, name: Arc<str>, bus: Arc<EventBus>) {
+        self.me.cell().observe(name, bus);
     }
 }
 
@@ -512,6 +530,11 @@ impl Handler<AddChild> for Supervisor {
         if self.giving_up {
             child.runner.close_for_good();
             return Err(AskError::Stopped);
+        }
+        if let Some(bus) = &self.events {
+            child
+                .runner
+                .observe(Arc::from(child.name.as_str()), bus.clone());
         }
         self.start_child(&mut child, ctx);
         self.children.push(child);

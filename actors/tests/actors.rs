@@ -362,3 +362,36 @@ fn an_ask_that_is_not_answered_in_time_times_out() {
     stop_and_wait(&executor, actor);
     shut_down(executor);
 }
+
+#[test]
+fn the_registry_finds_live_actors_by_name_and_type() {
+    use proc_daemon_actors::registry::Registry;
+
+    struct Other;
+    impl Actor for Other {}
+
+    let (executor, _log, actor) = recorder(SpawnOptions::default());
+    let registry = Registry::new();
+    registry.register("recorder", actor.clone()).unwrap();
+    assert_eq!(registry.lookup::<Recorder>("recorder"), Some(actor.clone()));
+    assert_eq!(registry.lookup::<Other>("recorder"), None, "wrong type");
+    assert_eq!(registry.lookup::<Recorder>("nobody"), None);
+    let rival = spawn(&executor, Other);
+    let taken = registry.register("recorder", rival.clone()).unwrap_err();
+    stop_and_wait(&executor, rival);
+    assert_eq!(taken.name, "recorder");
+    assert!(taken.holder.ends_with("Recorder"), "{taken}");
+    assert_eq!(registry.names(), ["recorder"]);
+
+    // A stopped actor gives its name up.
+    stop_and_wait(&executor, actor);
+    assert_eq!(registry.lookup::<Recorder>("recorder"), None);
+    assert!(registry.names().is_empty());
+    let other = spawn(&executor, Other);
+    registry.register("recorder", other.clone()).unwrap();
+    assert_eq!(registry.lookup::<Other>("recorder"), Some(other.clone()));
+    assert!(registry.unregister("recorder"));
+    assert!(!registry.unregister("recorder"));
+    stop_and_wait(&executor, other);
+    shut_down(executor);
+}

@@ -561,3 +561,82 @@ fn spawning_and_stopping_100k_actors_under_one_supervisor() {
     );
     shut_down(executor);
 }
+
+#[test]
+fn every_state_change_is_published_for_polling_and_subscribers() {
+    use proc_daemon_actors::events::{EventBus, SubsystemEvent, SubsystemState};
+
+    let executor = executor();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let bus = Arc::new(EventBus::new(64));
+    bus.enable();
+    let mut subscription = bus.subscribe();
+    let root = supervisor(Strategy::OneForOne)
+        .events(bus.clone())
+        .spawn(&executor);
+    let (starts, factory) = Worker::factory("w", &log);
+    let child_id = run(&executor, {
+        let root = root.clone();
+        async move {
+            let child = root.child("w", factory).spawn().await.unwrap();
+            child.ask(Do::Count).await.unwrap();
+            let _ = child.ask(Do::Panic).await;
+            until_started(&starts, 2).await;
+            child.ask(Do::Count).await.unwrap();
+            root.stop();
+            until_stopped(&root).await;
+            child.id()
+        }
+    });
+    let states_of = |events: Vec<SubsystemEvent>| -> Vec<SubsystemState> {
+        events
+            .into_iter()
+            .map(|event| match event {
+                SubsystemEvent::StateChanged {
+                    id, name, state, ..
+                } => {
+                    assert_eq!(id, child_id);
+                    assert_eq!(&*name, "w");
+                    state
+                }
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    use SubsystemState::*;
+    let expected = [
+        Starting, Running, Stopping, Failed, Restarting, Starting, Running, Stopping, Stopped,
+    ];
+    let polled = states_of(std::iter::from_fn(|| bus.try_next_event()).collect());
+    assert_eq!(polled, expected);
+    let subscribed = states_of(std::iter::from_fn(|| subscription.try_recv().ok()).collect());
+    assert_eq!(subscribed, expected);
+    assert_eq!(bus.dropped(), 0);
+
+    // A full ring drops the oldest and counts it: four state changes
+    // through a ring of two keep the last two.
+    let small = Arc::new(EventBus::new(2));
+    small.enable();
+    let root = supervisor(Strategy::OneForOne)
+        .events(small.clone())
+        .spawn(&executor);
+    let (_, factory) = Worker::factory("x", &log);
+    run(&executor, {
+        let root = root.clone();
+        async move {
+            let child = root.child("x", factory).spawn().await.unwrap();
+            child.ask(Do::Count).await.unwrap();
+            root.stop();
+            until_stopped(&root).await;
+        }
+    });
+    let kept: Vec<SubsystemState> = std::iter::from_fn(|| small.try_next_event())
+        .map(|event| match event {
+            SubsystemEvent::StateChanged { state, .. } => state,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(kept, [Stopping, Stopped]);
+    assert_eq!(small.dropped(), 2);
+    shut_down(executor);
+}

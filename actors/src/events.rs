@@ -1,0 +1,172 @@
+//! Lifecycle events: every state change of a supervised actor, published
+//! for polling and for subscribers.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use proc_daemon_actors::events::{EventBus, SubsystemEvent};
+//!
+//! let bus = Arc::new(EventBus::new(1024));
+//! bus.enable();
+//! // Hand it to a supervisor: Supervisor::builder().events(bus.clone()).
+//! while let Some(SubsystemEvent::StateChanged { id, name, state, at }) = bus.try_next_event() {
+//!     println!("[{at:?}] {name} ({id}) -> {state:?}");
+//! }
+//! ```
+//!
+//! Publishing never blocks an actor. Polled events sit in a bounded
+//! lock-free ring (`crossbeam_queue::ArrayQueue`); when it is full the oldest
+//! event is dropped and counted ([`EventBus::dropped`]). Each subscriber
+//! has its own bounded mailbox; an event that does not fit is dropped for
+//! that subscriber and counted too. Nothing is published until
+//! [`EventBus::enable`] is called or a subscriber exists, so an unused bus
+//! costs one atomic load per state change.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::actor::ActorId;
+use crate::mailbox::{self, TrySendError};
+
+/// A supervised actor's state, as events report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SubsystemState {
+    /// Its `started` hook is running.
+    Starting,
+    /// It handles messages.
+    Running,
+    /// It is finishing an incarnation.
+    Stopping,
+    /// It has stopped for good.
+    Stopped,
+    /// Its incarnation ended in a failure (a panic, a failed start, or a
+    /// reported failure); the supervisor decides what next.
+    Failed,
+    /// It waits for its next incarnation.
+    Restarting,
+}
+
+/// Something that happened to a supervised actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubsystemEvent {
+    /// The actor moved to `state`.
+    StateChanged {
+        /// The actor (the same across restarts).
+        id: ActorId,
+        /// Its name under its supervisor.
+        name: Arc<str>,
+        /// The new state.
+        state: SubsystemState,
+        /// When, by the wall clock.
+        at: SystemTime,
+    },
+}
+
+/// Where events go. See the module docs.
+pub struct EventBus {
+    polling: AtomicBool,
+    has_subscribers: AtomicBool,
+    ring: ArrayQueue<SubsystemEvent>,
+    subscribers: Mutex<Vec<mailbox::Sender<SubsystemEvent>>>,
+    capacity: usize,
+    dropped: AtomicU64,
+}
+
+impl fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventBus")
+            .field("polling", &self.polling.load(Ordering::Relaxed))
+            .field("queued", &self.ring.len())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl EventBus {
+    /// A bus whose ring, and each subscriber's mailbox, hold `capacity`
+    /// events. Panics if `capacity` is 0.
+    pub fn new(capacity: usize) -> Self {
+        assert!(capacity > 0, "an EventBus needs a capacity of at least 1");
+        EventBus {
+            polling: AtomicBool::new(false),
+            has_subscribers: AtomicBool::new(false),
+            ring: ArrayQueue::new(capacity),
+            subscribers: Mutex::new(Vec::new()),
+            capacity,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts keeping events for [`try_next_event`](Self::try_next_event).
+    pub fn enable(&self) {
+        self.polling.store(true, Ordering::Release);
+    }
+
+    /// Stops keeping events for polling (subscribers still get theirs).
+    pub fn disable(&self) {
+        self.polling.store(false, Ordering::Release);
+    }
+
+    /// The oldest event not yet taken, if any. Never blocks.
+    pub fn try_next_event(&self) -> Option<SubsystemEvent> {
+        self.ring.pop()
+    }
+
+    /// A new subscription: every event from now on, in a bounded mailbox
+    /// of the bus's capacity. Receive with `recv().await`. Dropping the
+    /// receiver ends the subscription.
+    pub fn subscribe(&self) -> mailbox::Receiver<SubsystemEvent> {
+        let (tx, rx) = mailbox::bounded(self.capacity);
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        subscribers.push(tx);
+        self.has_subscribers.store(true, Ordering::Release);
+        rx
+    }
+
+    /// Events dropped so far: pushed out of a full ring, or not delivered
+    /// to a subscriber whose mailbox was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn publish(&self, id: ActorId, name: &Arc<str>, state: SubsystemState) {
+        let polling = self.polling.load(Ordering::Acquire);
+        let subscribed = self.has_subscribers.load(Ordering::Acquire);
+        if !polling && !subscribed {
+            return;
+        }
+        let event = SubsystemEvent::StateChanged {
+            id,
+            name: name.clone(),
+            state,
+            at: SystemTime::now(),
+        };
+        if subscribed {
+            let mut subscribers = self
+                .subscribers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            subscribers.retain(|subscriber| match subscriber.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(TrySendError::Closed(_)) => false,
+            });
+            self.has_subscribers
+                .store(!subscribers.is_empty(), Ordering::Release);
+        }
+        if polling && self.ring.force_push(event).is_some() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
