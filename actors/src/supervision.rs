@@ -240,7 +240,26 @@ struct Child {
     started_at: Instant,
     consecutive_failures: u32,
     stopped_for_good: bool,
+    health: Option<HealthCheck>,
+    /// The running incarnation's health-check task.
+    health_task: Option<JoinHandle<()>>,
 }
+
+/// A child's health check: `check` runs every `interval` while an
+/// incarnation runs; `max_failures` failures in a row end the
+/// incarnation as a failure.
+struct HealthCheck {
+    check: Arc<dyn Fn() -> bool + Send + Sync>,
+    interval: Duration,
+    max_failures: u32,
+}
+
+/// The default interval between health checks (the reference's
+/// `monitoring.health_check_interval_ms` default).
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// The default number of consecutive failed health checks that restart a
+/// child.
+pub const DEFAULT_HEALTH_CHECK_FAILURES: u32 = 3;
 
 /// What the supervisor needs from a child of any actor type.
 trait ChildRunner: Send {
@@ -401,6 +420,7 @@ pub struct ChildBuilder<'a, A: Actor> {
     shutdown_timeout: Duration,
     backoff_reset_after: Duration,
     options: SpawnOptions,
+    health: Option<HealthCheck>,
 }
 
 impl<A: Actor> fmt::Debug for ChildBuilder<'_, A> {
@@ -440,6 +460,33 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
         self
     }
 
+    /// Checks the child's health with `check` every `interval` while an
+    /// incarnation runs (the first check one interval after it starts).
+    /// `max_failures` failures in a row (a panic counts as one) end the
+    /// incarnation as a failure, which the restart policy then handles.
+    /// Panics if `interval` is zero or `max_failures` is 0.
+    pub fn health_check(
+        mut self,
+        interval: Duration,
+        max_failures: u32,
+        check: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
+        assert!(
+            !interval.is_zero(),
+            "a health check interval must be greater than zero"
+        );
+        assert!(
+            max_failures > 0,
+            "a health check needs max_failures of at least 1"
+        );
+        self.health = Some(HealthCheck {
+            check: Arc::new(check),
+            interval,
+            max_failures,
+        });
+        self
+    }
+
     /// Adds the child to the supervisor, which starts it. Returns its
     /// reference, valid across restarts.
     pub async fn spawn(self) -> Result<ActorRef<A>, AskError> {
@@ -472,6 +519,8 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
             started_at: Instant::now(),
             consecutive_failures: 0,
             stopped_for_good: false,
+            health: self.health,
+            health_task: None,
         };
         self.supervisor.ask(AddChild(Some(child))).await??;
         Ok(me)
@@ -494,6 +543,7 @@ impl ActorRef<Supervisor> {
             shutdown_timeout: DEFAULT_CHILD_SHUTDOWN_TIMEOUT,
             backoff_reset_after: DEFAULT_BACKOFF_RESET_AFTER,
             options: SpawnOptions::default(),
+            health: None,
         }
     }
 }
@@ -556,55 +606,38 @@ impl Handler<ChildExited> for Supervisor {
         if self.giving_up {
             return;
         }
-        let child = &mut self.children[index];
-        child.running = None;
-        let reason = exited.reason;
-        let restart = match (&child.policy, &reason) {
-            // Stopped for good: the mailbox is closed.
-            (_, StopReason::Requested) => false,
-            (RestartPolicy::Never, _) => false,
-            (RestartPolicy::Always, _) => true,
-            (RestartPolicy::OnFailure | RestartPolicy::ExponentialBackoff { .. }, reason) => {
-                reason.is_failure()
-            }
+        self.children[index].running = None;
+        self.on_child_ended(index, exited.reason, ctx).await;
+    }
+}
+
+/// A child failed its health check too many times in a row.
+struct HealthFailed {
+    id: ActorId,
+    generation: u64,
+    failures: u32,
+}
+
+impl Handler<HealthFailed> for Supervisor {
+    type Reply = ();
+
+    async fn handle(&mut self, failed: HealthFailed, ctx: &mut Context<Self>) {
+        let Some(index) = self.children.iter().position(|child| {
+            child.id == failed.id
+                && child.generation == failed.generation
+                && child.running.is_some()
+        }) else {
+            return;
         };
-        tracing::info!(child = %child.name, id = %child.id, %reason, restart, "supervised child ended");
-        if !restart {
-            child.stopped_for_good = true;
-            child.runner.close_for_good();
+        if self.giving_up {
             return;
         }
-        if self.intensity_exceeded() {
-            let error = format!(
-                "restart intensity exceeded: more than {} restarts in {:?} (last: child `{}` {reason})",
-                self.max_restarts, self.window, self.children[index].name
-            );
-            tracing::error!(%error, "supervisor gives up");
-            self.giving_up = true;
-            self.stop_children_for_good(0).await;
-            ctx.fail(error);
-            return;
-        }
-        let from = match self.strategy {
-            Strategy::OneForOne => index,
-            Strategy::OneForAll => 0,
-            Strategy::RestForOne => index,
+        tracing::warn!(child = %self.children[index].name, failures = failed.failures, "health check failed; ending the incarnation");
+        self.end_incarnation(index).await;
+        let reason = StopReason::Failed {
+            error: format!("the health check failed {} times in a row", failed.failures),
         };
-        let to_restart: Vec<usize> = match self.strategy {
-            Strategy::OneForOne => vec![index],
-            Strategy::OneForAll | Strategy::RestForOne => (from..self.children.len())
-                .filter(|&i| !self.children[i].stopped_for_good)
-                .collect(),
-        };
-        // End the siblings' incarnations in reverse start order.
-        for &i in to_restart.iter().rev() {
-            if i != index {
-                self.end_incarnation(i).await;
-            }
-        }
-        for &i in &to_restart {
-            self.schedule_start(i, ctx);
-        }
+        self.on_child_ended(index, reason, ctx).await;
     }
 }
 
@@ -634,6 +667,84 @@ impl Supervisor {
             ctx.actor_ref().clone(),
             child.generation,
         ));
+        if let Some(health) = &child.health {
+            let check = health.check.clone();
+            let (interval, max_failures) = (health.interval, health.max_failures);
+            let (id, generation) = (child.id, child.generation);
+            let me = ctx.actor_ref().clone();
+            child.health_task = Some(ctx.executor().spawn(async move {
+                let mut failures = 0;
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                loop {
+                    ticks.tick().await;
+                    let healthy = catch_unwind(AssertUnwindSafe(|| check())).unwrap_or(false);
+                    failures = if healthy { 0 } else { failures + 1 };
+                    if failures >= max_failures {
+                        let _ = me.try_tell(HealthFailed {
+                            id,
+                            generation,
+                            failures,
+                        });
+                        return;
+                    }
+                }
+            }));
+        }
+    }
+
+    /// Child `index`'s incarnation has ended with `reason` (its `running`
+    /// handle already taken): apply its policy, the intensity and the
+    /// strategy.
+    async fn on_child_ended(&mut self, index: usize, reason: StopReason, ctx: &mut Context<Self>) {
+        let child = &mut self.children[index];
+        if let Some(health) = child.health_task.take() {
+            health.abort();
+        }
+        let restart = match (&child.policy, &reason) {
+            // Stopped for good: the mailbox is closed.
+            (_, StopReason::Requested) => false,
+            (RestartPolicy::Never, _) => false,
+            (RestartPolicy::Always, _) => true,
+            (RestartPolicy::OnFailure | RestartPolicy::ExponentialBackoff { .. }, reason) => {
+                reason.is_failure()
+            }
+        };
+        tracing::info!(child = %child.name, id = %child.id, %reason, restart, "supervised child ended");
+        if !restart {
+            child.stopped_for_good = true;
+            child.runner.close_for_good();
+            return;
+        }
+        if self.intensity_exceeded() {
+            let error = format!(
+                "restart intensity exceeded: more than {} restarts in {:?} (last: child `{}` {reason})",
+                self.max_restarts, self.window, self.children[index].name
+            );
+            tracing::error!(%error, "supervisor gives up");
+            self.giving_up = true;
+            self.stop_children_for_good(0).await;
+            ctx.fail(error);
+            return;
+        }
+        let to_restart: Vec<usize> = match self.strategy {
+            Strategy::OneForOne => vec![index],
+            Strategy::OneForAll => (0..self.children.len())
+                .filter(|&i| !self.children[i].stopped_for_good)
+                .collect(),
+            Strategy::RestForOne => (index..self.children.len())
+                .filter(|&i| !self.children[i].stopped_for_good)
+                .collect(),
+        };
+        // End the siblings' incarnations in reverse start order.
+        for &i in to_restart.iter().rev() {
+            if i != index {
+                self.end_incarnation(i).await;
+            }
+        }
+        for &i in &to_restart {
+            self.schedule_start(i, ctx);
+        }
     }
 
     /// Records a restart; true if that makes too many within the window.
@@ -707,6 +818,9 @@ impl Supervisor {
     async fn end_incarnation(&mut self, index: usize) {
         let child = &mut self.children[index];
         // Its own exit report will be stale: this generation is handled here.
+        if let Some(health) = child.health_task.take() {
+            health.abort();
+        }
         let Some(running) = child.running.take() else {
             return;
         };
@@ -724,6 +838,9 @@ impl Supervisor {
             }
             child.stopped_for_good = true;
             child.generation += 1;
+            if let Some(health) = child.health_task.take() {
+                health.abort();
+            }
             if let Some(running) = child.running.take() {
                 child.runner.request_stop();
                 wait_or_abort(running, child.shutdown_timeout, &child.name).await;

@@ -640,3 +640,57 @@ fn every_state_change_is_published_for_polling_and_subscribers() {
     assert_eq!(small.dropped(), 2);
     shut_down(executor);
 }
+
+#[test]
+fn consecutive_failed_health_checks_restart_the_child() {
+    use std::sync::atomic::AtomicBool;
+
+    let executor = executor();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (starts, factory) = Worker::factory("w", &log);
+    let healthy = Arc::new(AtomicBool::new(true));
+    let checks = Arc::new(AtomicU32::new(0));
+    run(&executor, {
+        let root = root.clone();
+        let healthy = healthy.clone();
+        let checks = checks.clone();
+        async move {
+            let probe = healthy.clone();
+            let counter = checks.clone();
+            let child = root
+                .child("w", factory)
+                .health_check(Duration::from_millis(20), 3, move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    probe.load(Ordering::SeqCst)
+                })
+                .spawn()
+                .await
+                .unwrap();
+            // Healthy: checks run, nothing restarts.
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            assert!(checks.load(Ordering::SeqCst) >= 3);
+            assert_eq!(starts.load(Ordering::SeqCst), 1);
+            // Unhealthy: three failures in a row restart it.
+            let failing_since = Instant::now();
+            healthy.store(false, Ordering::SeqCst);
+            until_started(&starts, 2).await;
+            assert!(failing_since.elapsed() >= Duration::from_millis(40));
+            healthy.store(true, Ordering::SeqCst);
+            // The same reference reaches the new incarnation.
+            assert_eq!(child.ask(Do::Count).await, Ok(1));
+            root.stop();
+            until_stopped(&root).await;
+        }
+    });
+    let entries = log.lock().unwrap().clone();
+    assert!(
+        entries.contains(&"w stop: stopped by its supervisor".to_owned()),
+        "{entries:?}"
+    );
+    // Health checks stop with the child.
+    let after_stop = checks.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(80));
+    assert_eq!(checks.load(Ordering::SeqCst), after_stop);
+    shut_down(executor);
+}
