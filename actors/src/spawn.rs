@@ -33,7 +33,7 @@ use crate::actor::{Actor, StopReason};
 use crate::actor_ref::{ActorRef, ActorState, Cell, SystemMsg};
 use crate::context::{Context, EndRequest};
 use crate::dead_letter::{self, DeadLetter, DeadLetterReason};
-use crate::executor::Executor;
+use crate::executor::{Executor, SpawnError};
 use crate::mailbox::{self, Backend, Capacity, Receiver};
 use crate::message::{Envelope, Outcome};
 
@@ -94,18 +94,46 @@ pub fn spawn<A: Actor>(executor: &Executor, actor: A) -> ActorRef<A> {
 
 /// As [`spawn`], with the mailbox built from `options`.
 pub fn spawn_with<A: Actor>(executor: &Executor, actor: A, options: SpawnOptions) -> ActorRef<A> {
-    let (me, mut inboxes) = new_actor(options);
-    let handle = me.clone();
-    let exec = executor.clone();
+    let (me, inboxes) = new_actor(options);
     // Detached: the actor's life is followed through its ActorRef.
-    drop(executor.spawn(async move {
-        let stopped = StoppedOnDrop(handle.clone());
-        let reason = run_incarnation(actor, &handle, &exec, &mut inboxes).await;
-        tracing::debug!(actor = %handle.id(), %reason, "actor stopped");
-        close_for_good(&handle, &mut inboxes);
-        drop(stopped);
-    }));
+    drop(executor.spawn(run_unsupervised(
+        actor,
+        me.clone(),
+        executor.clone(),
+        inboxes,
+    )));
     me
+}
+
+/// As [`spawn_with`], on worker `worker` of the executor (to keep actors
+/// that talk a lot on one core). Fails if there is no such worker.
+pub fn spawn_on<A: Actor>(
+    executor: &Executor,
+    worker: usize,
+    actor: A,
+    options: SpawnOptions,
+) -> Result<ActorRef<A>, SpawnError> {
+    let (me, inboxes) = new_actor(options);
+    let task = executor.spawn_on(
+        worker,
+        run_unsupervised(actor, me.clone(), executor.clone(), inboxes),
+    )?;
+    drop(task);
+    Ok(me)
+}
+
+/// One incarnation, then the actor is stopped for good.
+async fn run_unsupervised<A: Actor>(
+    actor: A,
+    me: ActorRef<A>,
+    executor: Executor,
+    mut inboxes: Inboxes<A>,
+) {
+    let stopped = StoppedOnDrop(me.clone());
+    let reason = run_incarnation(actor, &me, &executor, &mut inboxes).await;
+    tracing::debug!(actor = %me.id(), %reason, "actor stopped");
+    close_for_good(&me, &mut inboxes);
+    drop(stopped);
 }
 
 /// Marks the actor stopped however its task ends, aborted included, so

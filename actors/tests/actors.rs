@@ -395,3 +395,38 @@ fn the_registry_finds_live_actors_by_name_and_type() {
     stop_and_wait(&executor, other);
     shut_down(executor);
 }
+
+#[test]
+fn spawn_on_places_the_actor_on_that_worker() {
+    use proc_daemon_actors::executor::SpawnError;
+    use proc_daemon_actors::spawn::spawn_on;
+
+    struct Where;
+    impl Actor for Where {}
+    struct WhichWorker;
+    impl Handler<WhichWorker> for Where {
+        type Reply = Option<usize>;
+        async fn handle(&mut self, _: WhichWorker, ctx: &mut Context<Self>) -> Option<usize> {
+            ctx.executor().current_worker()
+        }
+    }
+
+    let executor = executor();
+    for worker in 0..2 {
+        let actor = spawn_on(&executor, worker, Where, SpawnOptions::default()).unwrap();
+        let ran_on = run(&executor, {
+            let actor = actor.clone();
+            async move { actor.ask(WhichWorker).await }
+        });
+        assert_eq!(ran_on, Ok(Some(worker)));
+        stop_and_wait(&executor, actor);
+    }
+    assert_eq!(
+        spawn_on(&executor, 2, Where, SpawnOptions::default()).unwrap_err(),
+        SpawnError::NoSuchWorker {
+            worker: 2,
+            workers: 2
+        }
+    );
+    shut_down(executor);
+}

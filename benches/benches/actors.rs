@@ -1,0 +1,350 @@
+//! Actors side by side with kameo 0.22 and actix 0.13, in one run.
+//!
+//! ```text
+//! cargo bench -p proc-daemon-benches --bench actors
+//! ```
+//!
+//! - `tell_same_worker`: one task sends `tell`s to an actor on the same
+//!   thread; an `ask` at the end makes sure all were handled. Time per
+//!   message. proc-daemon: both on worker 0 of a 2-worker pinned executor.
+//!   kameo: a tokio current-thread runtime. actix: one `System` thread.
+//! - `tell_cross_worker`: the sender and the actor on different threads.
+//!   proc-daemon: workers 0 and 1. kameo: a 2-worker multi-thread runtime
+//!   (tokio places the tasks). actix: the actor in its own `Arbiter`.
+//! - `ask_same_worker`: round trips on one thread.
+//! - `spawn_stop`: start an actor and stop it, per actor, in batches of
+//!   1000. proc-daemon: supervised children, stopped by stopping their
+//!   supervisor. kameo: `spawn` then `stop_gracefully` and
+//!   `wait_for_shutdown`. actix: `start`, then dropping the last address.
+//!
+//! Memory per actor is measured by `benches/actor_memory.rs`, one fresh
+//! process per framework.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use proc_daemon::actors::executor::Executor;
+use proc_daemon::actors::prelude::*;
+use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
+
+mod peers;
+use peers::{AIdle, Idle, KIdle};
+
+/// The message every framework's counter handles.
+struct Add(u64);
+
+// ---- proc-daemon ----
+
+struct Counter(u64);
+impl Actor for Counter {}
+impl Handler<Add> for Counter {
+    type Reply = u64;
+    async fn handle(&mut self, Add(n): Add, _ctx: &mut Context<Self>) -> u64 {
+        self.0 += n;
+        self.0
+    }
+}
+
+fn executor() -> Executor {
+    Executor::builder()
+        .worker_threads(2)
+        .thread_pinning(true)
+        .build()
+        .expect("executor")
+}
+
+// ---- kameo ----
+
+#[derive(kameo::Actor)]
+struct KCounter(u64);
+
+struct KAdd(u64);
+impl kameo::message::Message<KAdd> for KCounter {
+    type Reply = u64;
+    async fn handle(
+        &mut self,
+        KAdd(n): KAdd,
+        _ctx: &mut kameo::message::Context<Self, Self::Reply>,
+    ) -> u64 {
+        self.0 += n;
+        self.0
+    }
+}
+
+// ---- actix ----
+
+struct ACounter(u64);
+impl actix::Actor for ACounter {
+    type Context = actix::Context<Self>;
+}
+struct AAdd(u64);
+impl actix::Message for AAdd {
+    type Result = u64;
+}
+impl actix::Handler<AAdd> for ACounter {
+    type Result = u64;
+    fn handle(&mut self, AAdd(n): AAdd, _ctx: &mut Self::Context) -> u64 {
+        self.0 += n;
+        self.0
+    }
+}
+
+fn tokio_current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn tokio_two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// `iters` tells and one ask, timed, from worker `sender` to an actor on
+/// worker `actor_worker`.
+fn proc_daemon_tells(
+    executor: &Executor,
+    sender: usize,
+    actor_worker: usize,
+    iters: u64,
+) -> Duration {
+    let counter =
+        spawn_on(executor, actor_worker, Counter(0), SpawnOptions::default()).expect("worker");
+    let elapsed = executor
+        .spawn_on(sender, {
+            let counter = counter.clone();
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    counter.tell(Add(1)).await.expect("alive");
+                }
+                let total = counter.ask(Add(0)).await.expect("alive");
+                assert_eq!(total, iters);
+                start.elapsed()
+            }
+        })
+        .expect("worker")
+        .join()
+        .expect("sender");
+    counter.stop();
+    elapsed
+}
+
+fn tell(c: &mut Criterion) {
+    for (group_name, cross) in [("tell_same_worker", false), ("tell_cross_worker", true)] {
+        let mut group = c.benchmark_group(group_name);
+        group.throughput(Throughput::Elements(1));
+
+        let executor = executor();
+        group.bench_function("proc-daemon", |b| {
+            b.iter_custom(|iters| proc_daemon_tells(&executor, 0, usize::from(cross), iters));
+        });
+        executor.shutdown(Duration::from_secs(5)).expect("shutdown");
+
+        let runtime = if cross {
+            tokio_two_workers()
+        } else {
+            tokio_current_thread()
+        };
+        group.bench_function("kameo", |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let counter = <KCounter as kameo::actor::Spawn>::spawn(KCounter(0));
+                    let sender = tokio::spawn({
+                        let counter = counter.clone();
+                        async move {
+                            let start = Instant::now();
+                            for _ in 0..iters {
+                                counter.tell(KAdd(1)).await.expect("alive");
+                            }
+                            let total = counter.ask(KAdd(0)).await.expect("alive");
+                            assert_eq!(total, iters);
+                            start.elapsed()
+                        }
+                    });
+                    let elapsed = sender.await.expect("sender");
+                    let _ = counter.stop_gracefully().await;
+                    counter.wait_for_shutdown().await;
+                    elapsed
+                })
+            });
+        });
+
+        group.bench_function("actix", |b| {
+            b.iter_custom(|iters| {
+                let system = actix::System::new();
+                let elapsed = system.block_on(async move {
+                    let arbiter = cross.then(actix::Arbiter::new);
+                    let counter = match &arbiter {
+                        Some(arbiter) => {
+                            <ACounter as actix::Actor>::start_in_arbiter(&arbiter.handle(), |_| {
+                                ACounter(0)
+                            })
+                        }
+                        None => actix::Actor::start(ACounter(0)),
+                    };
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        counter.send(AAdd(1)).await.expect("alive");
+                    }
+                    let total = counter.send(AAdd(0)).await.expect("alive");
+                    assert_eq!(total, iters);
+                    let elapsed = start.elapsed();
+                    if let Some(arbiter) = arbiter {
+                        arbiter.stop();
+                    }
+                    elapsed
+                });
+                drop(system);
+                elapsed
+            });
+        });
+        group.finish();
+    }
+}
+
+fn ask(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ask_same_worker");
+    group.throughput(Throughput::Elements(1));
+
+    let executor = executor();
+    group.bench_function("proc-daemon", |b| {
+        b.iter_custom(|iters| {
+            let counter =
+                spawn_on(&executor, 0, Counter(0), SpawnOptions::default()).expect("worker");
+            let elapsed = executor
+                .spawn_on(0, {
+                    let counter = counter.clone();
+                    async move {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            black_box(counter.ask(Add(1)).await.expect("alive"));
+                        }
+                        start.elapsed()
+                    }
+                })
+                .expect("worker")
+                .join()
+                .expect("asker");
+            counter.stop();
+            elapsed
+        });
+    });
+    executor.shutdown(Duration::from_secs(5)).expect("shutdown");
+
+    let runtime = tokio_current_thread();
+    group.bench_function("kameo", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let counter = <KCounter as kameo::actor::Spawn>::spawn(KCounter(0));
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(counter.ask(KAdd(1)).await.expect("alive"));
+                }
+                let elapsed = start.elapsed();
+                let _ = counter.stop_gracefully().await;
+                counter.wait_for_shutdown().await;
+                elapsed
+            })
+        });
+    });
+
+    group.bench_function("actix", |b| {
+        b.iter_custom(|iters| {
+            actix::System::new().block_on(async move {
+                let counter = actix::Actor::start(ACounter(0));
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(counter.send(AAdd(1)).await.expect("alive"));
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+}
+
+/// Actors per `spawn_stop` iteration.
+const BATCH: u64 = 1000;
+
+fn spawn_stop(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spawn_stop");
+    group.throughput(Throughput::Elements(BATCH));
+    group.sample_size(20);
+
+    let executor = executor();
+    group.bench_function("proc-daemon-supervised", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let root = Supervisor::builder().spawn(&executor);
+                total += executor
+                    .spawn_on(0, async move {
+                        let start = Instant::now();
+                        for _ in 0..BATCH {
+                            root.child("idle", || Idle).spawn().await.expect("alive");
+                        }
+                        root.stop();
+                        root.wait_for_stop().await;
+                        start.elapsed()
+                    })
+                    .expect("worker")
+                    .join()
+                    .expect("spawner");
+            }
+            total
+        });
+    });
+    executor.shutdown(Duration::from_secs(5)).expect("shutdown");
+
+    let runtime = tokio_current_thread();
+    group.bench_function("kameo", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let mut actors = Vec::with_capacity(BATCH as usize);
+                    for _ in 0..BATCH {
+                        actors.push(<KIdle as kameo::actor::Spawn>::spawn(KIdle));
+                    }
+                    for actor in &actors {
+                        let _ = actor.stop_gracefully().await;
+                    }
+                    for actor in &actors {
+                        actor.wait_for_shutdown().await;
+                    }
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    });
+
+    group.bench_function("actix", |b| {
+        b.iter_custom(|iters| {
+            actix::System::new().block_on(async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let addresses: Vec<_> =
+                        (0..BATCH).map(|_| actix::Actor::start(AIdle)).collect();
+                    // An actix actor stops once its last address is gone.
+                    drop(addresses);
+                    tokio::task::yield_now().await;
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tell, ask, spawn_stop);
+criterion_main!(benches);

@@ -1,0 +1,17 @@
+//! Idle actors of each framework, shared by the actor benches.
+
+use proc_daemon::actors::prelude::*;
+
+/// A proc-daemon actor that does nothing.
+pub struct Idle;
+impl Actor for Idle {}
+
+/// A kameo actor that does nothing.
+#[derive(kameo::Actor)]
+pub struct KIdle;
+
+/// An actix actor that does nothing.
+pub struct AIdle;
+impl actix::Actor for AIdle {
+    type Context = actix::Context<Self>;
+}
