@@ -92,12 +92,19 @@ impl ActorState {
 }
 
 /// Control messages, handled before any queued user message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SystemMsg {
     /// Stop for good, after handling what is queued.
     Stop,
     /// End this incarnation now; queued messages wait for the next one.
     EndIncarnation,
+    /// End this incarnation now as a failure (something the actor depends
+    /// on, watched outside its handlers, has failed).
+    #[cfg_attr(not(feature = "kameo"), allow(dead_code))]
+    Fail(String),
+    /// End this incarnation now as completed.
+    #[cfg_attr(not(feature = "kameo"), allow(dead_code))]
+    Complete,
 }
 
 /// What every reference to one actor shares.

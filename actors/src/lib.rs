@@ -39,6 +39,8 @@
 //! - [`dead_letter`]: messages that were never handled.
 //! - [`registry`]: actors by name and type.
 //! - [`events`]: every state change of a supervised actor.
+//! - `kameo_child` (feature `kameo`): kameo 0.22 actors as supervised
+//!   children.
 //! - [`mailbox`]: the lock-free MPSC queues in front of every actor,
 //!   verified with loom (`loom-tests/`) and Miri.
 //! - [`executor`]: the worker pool every actor runs on, pinned in NUMA
@@ -66,6 +68,8 @@ pub mod error;
 pub mod events;
 #[cfg(not(loom))]
 pub mod executor;
+#[cfg(all(feature = "kameo", not(loom)))]
+pub mod kameo_child;
 pub(crate) mod loom;
 pub mod mailbox;
 #[cfg(not(loom))]

@@ -207,6 +207,8 @@ pub(crate) async fn run_incarnation<A: Actor>(
         .await;
         match next {
             Next::System(SystemMsg::EndIncarnation) => break StopReason::Supervisor,
+            Next::System(SystemMsg::Fail(error)) => break StopReason::Failed { error },
+            Next::System(SystemMsg::Complete) => break StopReason::Completed,
             Next::System(SystemMsg::Stop) => {
                 begin_stopping(me, inboxes, &mut stopping);
             }
