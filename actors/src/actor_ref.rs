@@ -47,6 +47,7 @@ use crate::error::{AskError, Stopped, TryTellError};
 use crate::events::{EventBus, SubsystemState};
 use crate::mailbox::{self, TrySendError};
 use crate::message::{AskEnvelope, Envelope, Handler, TellEnvelope};
+use crate::system::SystemInbox;
 
 /// Where an actor is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,27 +92,11 @@ impl ActorState {
     }
 }
 
-/// Control messages, handled before any queued user message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SystemMsg {
-    /// Stop for good, after handling what is queued.
-    Stop,
-    /// End this incarnation now; queued messages wait for the next one.
-    EndIncarnation,
-    /// End this incarnation now as a failure (something the actor depends
-    /// on, watched outside its handlers, has failed).
-    #[cfg_attr(not(feature = "kameo"), allow(dead_code))]
-    Fail(String),
-    /// End this incarnation now as completed.
-    #[cfg_attr(not(feature = "kameo"), allow(dead_code))]
-    Complete,
-}
-
 /// What every reference to one actor shares.
 pub(crate) struct Cell<A: Actor> {
     pub(crate) id: ActorId,
     pub(crate) mailbox: mailbox::Sender<Envelope<A>>,
-    pub(crate) system: mailbox::Sender<SystemMsg>,
+    pub(crate) system: SystemInbox,
     state: AtomicU8,
     stopped: Notify,
     /// Where state changes are published, for supervised actors whose
@@ -120,14 +105,11 @@ pub(crate) struct Cell<A: Actor> {
 }
 
 impl<A: Actor> Cell<A> {
-    pub(crate) fn new(
-        mailbox: mailbox::Sender<Envelope<A>>,
-        system: mailbox::Sender<SystemMsg>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(mailbox: mailbox::Sender<Envelope<A>>) -> Arc<Self> {
         Arc::new(Cell {
             id: ActorId::next(),
             mailbox,
-            system,
+            system: SystemInbox::new(),
             state: AtomicU8::new(NEW),
             stopped: Notify::new(),
             observer: OnceLock::new(),
@@ -285,8 +267,8 @@ impl<A: Actor> ActorRef<A> {
     /// messages are refused from the moment it sees the request), runs its
     /// `stopped` hook and ends. Stopping a stopped actor does nothing.
     pub fn stop(&self) {
-        // A closed system mailbox means the actor has already stopped.
-        let _ = self.cell.system.try_send(SystemMsg::Stop);
+        // On an actor that has stopped, nobody reads the request.
+        self.cell.system.stop();
     }
 
     /// Waits until the actor has stopped for good.

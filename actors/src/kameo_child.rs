@@ -61,9 +61,9 @@ use kameo::Reply;
 use kameo::actor::Spawn;
 
 use crate::actor::{Actor, BoxError, StopReason};
-use crate::actor_ref::SystemMsg;
 use crate::context::Context;
 use crate::message::Handler;
+use crate::system::SystemMsg;
 
 /// How long [`KameoChild`] waits for the kameo actor's graceful stop by
 /// default before it kills it.
@@ -122,10 +122,11 @@ where
             .ok_or("a KameoChild was started twice; the factory must build a new one")?;
         let kameo_ref = <K as Spawn>::spawn(args);
         let watched = kameo_ref.clone();
-        let system = ctx.actor_ref().cell().system.clone();
+        let me = ctx.actor_ref().clone();
+        let incarnation = me.cell().system.incarnation();
         let stopping_it = self.stopping_it.clone();
         // Ends this incarnation when the kameo actor stops by itself. A stop
-        // that `stopped` asked for is not reported: the system mailbox
+        // that `stopped` asked for is not reported: the system inbox
         // outlives the incarnation, and the report would end the next one.
         drop(ctx.executor().spawn(async move {
             let outcome = watched.wait_for_shutdown_result().await;
@@ -137,7 +138,7 @@ where
                 Ok(reason) => SystemMsg::Fail(format!("the kameo actor stopped: {reason:?}")),
                 Err(error) => SystemMsg::Fail(format!("the kameo actor failed: {error:?}")),
             };
-            let _ = system.try_send(message);
+            me.cell().system.send_to_incarnation(incarnation, message);
         }));
         self.running = Some(kameo_ref);
         Ok(())

@@ -80,6 +80,8 @@ pub mod registry;
 pub mod spawn;
 #[cfg(not(loom))]
 pub mod supervision;
+#[cfg(not(loom))]
+mod system;
 
 #[cfg(not(loom))]
 pub use actor::{Actor, ActorId, BoxError, StopReason};

@@ -19,23 +19,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! An actor has two mailboxes: the user mailbox its `ActorRef`s send to,
-//! and a small unbounded system mailbox for stop requests, which the loop
-//! always looks at first, so a stop is seen even behind a full user
-//! mailbox. An incarnation borrows both mailboxes; when it ends, a
-//! supervisor can hand them to the next incarnation, which is how messages
-//! survive a restart.
+//! An actor has its mailbox, which its `ActorRef`s send to, and a system
+//! inbox for stop requests (`system.rs`), which the loop always looks at
+//! first, so a stop is seen even behind a full mailbox. An incarnation
+//! borrows the mailbox; when it ends, a supervisor can hand it to the next
+//! incarnation, which is how messages survive a restart.
 
 use std::future::poll_fn;
 use std::task::Poll;
 
 use crate::actor::{Actor, StopReason};
-use crate::actor_ref::{ActorRef, ActorState, Cell, SystemMsg};
+use crate::actor_ref::{ActorRef, ActorState, Cell};
 use crate::context::{Context, EndRequest};
 use crate::dead_letter::{self, DeadLetter, DeadLetterReason};
 use crate::executor::{Executor, SpawnError};
 use crate::mailbox::{self, Backend, Capacity, Receiver};
 use crate::message::{Envelope, Outcome};
+use crate::system::SystemMsg;
 
 /// The default capacity of an actor's mailbox.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
@@ -72,18 +72,17 @@ impl SpawnOptions {
     }
 }
 
-/// Both mailboxes' receiving ends, owned by whoever runs the actor.
+/// The mailbox's receiving end, owned by whoever runs the actor. (The
+/// system inbox lives in the actor's shared cell.)
 pub(crate) struct Inboxes<A: Actor> {
     pub(crate) user: Receiver<Envelope<A>>,
-    pub(crate) system: Receiver<SystemMsg>,
 }
 
 /// A new actor's reference and its mailboxes.
 pub(crate) fn new_actor<A: Actor>(options: SpawnOptions) -> (ActorRef<A>, Inboxes<A>) {
     let (user_tx, user) = mailbox::channel(options.capacity, options.backend);
-    let (system_tx, system) = mailbox::channel(Capacity::Unbounded, options.backend);
-    let me = ActorRef::from_cell(Cell::new(user_tx, system_tx));
-    (me, Inboxes { user, system })
+    let me = ActorRef::from_cell(Cell::new(user_tx));
+    (me, Inboxes { user })
 }
 
 /// Starts `actor` on `executor`, unsupervised, with a default mailbox. It
@@ -130,7 +129,7 @@ async fn run_unsupervised<A: Actor>(
     mut inboxes: Inboxes<A>,
 ) {
     let stopped = StoppedOnDrop(me.clone());
-    let reason = run_incarnation(actor, &me, &executor, &mut inboxes).await;
+    let reason = run_incarnation(actor, &me, &executor, &mut inboxes, 0).await;
     tracing::debug!(actor = %me.id(), %reason, "actor stopped");
     close_for_good(&me, &mut inboxes);
     drop(stopped);
@@ -150,7 +149,6 @@ impl<A: Actor> Drop for StoppedOnDrop<A> {
 /// dead letters (an `ask` among them gets [`AskError::Dropped`](crate::AskError::Dropped)).
 pub(crate) fn close_for_good<A: Actor>(me: &ActorRef<A>, inboxes: &mut Inboxes<A>) {
     inboxes.user.close();
-    inboxes.system.close();
     while let Ok(envelope) = inboxes.user.try_recv() {
         dead_letter::report(DeadLetter {
             actor: me.id(),
@@ -169,15 +167,18 @@ enum Next<A: Actor> {
     Drained,
 }
 
-/// Runs one incarnation of `actor` until it stops, and says why. The
-/// mailboxes stay open unless the actor was asked to stop for good.
+/// Runs incarnation number `incarnation` of `actor` (its supervisor's
+/// generation; 0 when unsupervised) until it stops, and says why. The
+/// mailbox stays open unless the actor was asked to stop for good.
 pub(crate) async fn run_incarnation<A: Actor>(
     mut actor: A,
     me: &ActorRef<A>,
     executor: &Executor,
     inboxes: &mut Inboxes<A>,
+    incarnation: u64,
 ) -> StopReason {
     let mut ctx = Context::new(me.clone(), executor.clone());
+    me.cell().system.start_incarnation(incarnation);
     me.cell().set_state(ActorState::Starting);
     match crate::message::CatchUnwind::new(actor.started(&mut ctx)).await {
         Ok(Ok(())) => {}
@@ -196,7 +197,7 @@ pub(crate) async fn run_incarnation<A: Actor>(
     let mut stopping = false;
     let reason = loop {
         let next = poll_fn(|cx| {
-            if let Poll::Ready(Some(msg)) = inboxes.system.poll_recv(cx) {
+            if let Poll::Ready(msg) = me.cell().system.poll_next(cx) {
                 return Poll::Ready(Next::System(msg));
             }
             inboxes.user.poll_recv(cx).map(|envelope| match envelope {

@@ -71,7 +71,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::actor::{Actor, ActorId, StopReason};
-use crate::actor_ref::{ActorRef, ActorState, SystemMsg};
+use crate::actor_ref::{ActorRef, ActorState};
 use crate::context::Context;
 use crate::error::AskError;
 use crate::events::EventBus;
@@ -79,6 +79,7 @@ use crate::executor::{Executor, JoinHandle, panic_message};
 use crate::mailbox::Capacity;
 use crate::message::Handler;
 use crate::spawn::{Inboxes, SpawnOptions, close_for_good, new_actor, run_incarnation};
+use crate::system::SystemMsg;
 
 /// When a child is restarted. See the module docs for the OTP meanings.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,8 +272,9 @@ trait ChildRunner: Send {
         supervisor: ActorRef<Supervisor>,
         generation: u64,
     ) -> JoinHandle<StopReason>;
-    /// Asks the running incarnation to end, keeping the mailbox.
-    fn end_incarnation(&self);
+    /// Asks incarnation `generation` to end, keeping the mailbox. (A
+    /// request for an incarnation that has already ended is dropped.)
+    fn end_incarnation(&self, generation: u64);
     /// Asks the actor to stop for good (graceful).
     fn request_stop(&self);
     /// Closes the mailbox for good; what was queued becomes dead letters.
@@ -364,7 +366,7 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
                             .inboxes
                             .as_mut()
                             .expect("a fresh lease holds the mailboxes");
-                        run_incarnation(actor, &me, &exec, inboxes).await
+                        run_incarnation(actor, &me, &exec, inboxes, generation).await
                     }
                     None => StopReason::Failed {
                         error: "the child's mailbox is held by another incarnation".to_owned(),
@@ -382,8 +384,11 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
         })
     }
 
-    fn end_incarnation(&self) {
-        let _ = self.me.cell().system.try_send(SystemMsg::EndIncarnation);
+    fn end_incarnation(&self, generation: u64) {
+        self.me
+            .cell()
+            .system
+            .send_to_incarnation(generation, SystemMsg::EndIncarnation);
     }
 
     fn request_stop(&self) {
@@ -817,15 +822,15 @@ impl Supervisor {
     /// abort at its shutdown timeout. Its mailbox stays open.
     async fn end_incarnation(&mut self, index: usize) {
         let child = &mut self.children[index];
-        // Its own exit report will be stale: this generation is handled here.
         if let Some(health) = child.health_task.take() {
             health.abort();
         }
         let Some(running) = child.running.take() else {
             return;
         };
+        child.runner.end_incarnation(child.generation);
+        // Its own exit report is now stale: this incarnation is handled here.
         child.generation += 1;
-        child.runner.end_incarnation();
         wait_or_abort(running, child.shutdown_timeout, &child.name).await;
     }
 

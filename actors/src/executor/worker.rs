@@ -62,6 +62,10 @@ const BATCH: usize = 128;
 /// sockets.
 const MAX_TURN_IN_PARK_HOOK: Duration = Duration::from_micros(500);
 
+/// How long the park hook spins on the CPU before it starts yielding it
+/// between looks at the remote queue.
+const PURE_SPIN: Duration = Duration::from_micros(2);
+
 /// The number of CPUs a `cpu_set_t` holds (glibc's `CPU_SETSIZE`).
 const CPU_SET_CAPACITY: usize = 1024;
 
@@ -320,11 +324,19 @@ impl WorkerLocal {
                 }
                 continue;
             }
-            if now.duration_since(last_work) >= self.idle_spin {
+            let idle_for = now.duration_since(last_work);
+            if idle_for >= self.idle_spin {
                 break;
             }
-            for _ in 0..32 {
-                std::hint::spin_loop();
+            if idle_for < PURE_SPIN {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+            } else {
+                // Past the first microseconds, give the CPU to any other
+                // runnable thread between looks: with more threads than
+                // CPUs, the thread this worker waits for may need this one.
+                std::thread::yield_now();
             }
         }
         if let Some(task) = self.arm_remote() {

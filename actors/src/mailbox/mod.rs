@@ -56,7 +56,7 @@
 mod array;
 mod list;
 mod locked;
-mod signal;
+pub(crate) mod signal;
 
 use std::fmt;
 use std::future::Future;
