@@ -591,7 +591,7 @@ impl Handler<AddChild> for Supervisor {
                 .runner
                 .observe(Arc::from(child.name.as_str()), bus.clone());
         }
-        self.start_child(&mut child, ctx);
+        Self::start_child(&mut child, ctx);
         self.children.push(child);
         Ok(())
     }
@@ -656,15 +656,15 @@ impl Handler<RestartDue> for Supervisor {
         if let Some(index) = self.children.iter().position(|child| {
             child.id == due.id && child.generation == due.generation && child.running.is_none()
         }) {
-            let mut child = self.children.remove(index);
-            self.start_child(&mut child, ctx);
-            self.children.insert(index, child);
+            Self::start_child(&mut self.children[index], ctx);
         }
     }
 }
 
 impl Supervisor {
-    fn start_child(&mut self, child: &mut Child, ctx: &mut Context<Self>) {
+    /// Starts a new incarnation of `child`. (An associated function, so a
+    /// child can be started in place in `self.children`.)
+    fn start_child(child: &mut Child, ctx: &mut Context<Self>) {
         child.generation += 1;
         child.started_at = Instant::now();
         child.running = Some(child.runner.start(
@@ -801,9 +801,7 @@ impl Supervisor {
         };
         child.runner.mark_restarting();
         if delay.is_zero() {
-            let mut child = self.children.remove(index);
-            self.start_child(&mut child, ctx);
-            self.children.insert(index, child);
+            Self::start_child(child, ctx);
             return;
         }
         child.running = None;
