@@ -51,8 +51,10 @@ pub enum SubsystemState {
 }
 
 /// Something that happened to a supervised actor.
+///
+/// Not `#[non_exhaustive]`: the API reference matches on it with one arm,
+/// and a new kind of event is a breaking change that callers should see.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SubsystemEvent {
     /// The actor moved to `state`.
     StateChanged {
@@ -129,6 +131,19 @@ impl EventBus {
         subscribers.push(tx);
         self.has_subscribers.store(true, Ordering::Release);
         rx
+    }
+
+    /// Ends every subscription: each subscriber receives what is already
+    /// in its mailbox, then `None`. Later subscriptions work as usual. A
+    /// daemon calls this once its tree has stopped, so that a task looping
+    /// on `recv()` ends instead of holding up the exit.
+    pub fn close_subscriptions(&self) {
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.has_subscribers.store(false, Ordering::Release);
+        subscribers.clear();
     }
 
     /// Events dropped so far: pushed out of a full ring, or not delivered

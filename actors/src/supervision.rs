@@ -71,7 +71,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::actor::{Actor, ActorId, StopReason};
-use crate::actor_ref::{ActorRef, ActorState};
+use crate::actor_ref::{ActorRef, ActorState, Recipient};
 use crate::context::Context;
 use crate::error::AskError;
 use crate::events::EventBus;
@@ -139,6 +139,7 @@ pub struct SupervisorBuilder {
     max_restarts: u32,
     window: Duration,
     events: Option<Arc<EventBus>>,
+    escalate_to: Option<Recipient<Escalation>>,
 }
 
 impl SupervisorBuilder {
@@ -164,6 +165,16 @@ impl SupervisorBuilder {
         self
     }
 
+    /// Tells `parent` when this supervisor gives up (its restart intensity
+    /// is exceeded), with the reason. A nested supervisor escalates through
+    /// its own supervisor without this; a root supervisor needs it, or its
+    /// failure is only logged. The daemon's root actor uses it to turn a
+    /// restart storm into a non-zero exit.
+    pub fn escalate_to(mut self, parent: Recipient<Escalation>) -> Self {
+        self.escalate_to = Some(parent);
+        self
+    }
+
     /// The supervisor actor, not yet running; use it as a child's factory
     /// output to nest supervisors.
     pub fn build(&self) -> Supervisor {
@@ -175,6 +186,7 @@ impl SupervisorBuilder {
             restarts: VecDeque::new(),
             giving_up: false,
             events: self.events.clone(),
+            escalate_to: self.escalate_to.clone(),
         }
     }
 
@@ -204,6 +216,52 @@ pub struct Supervisor {
     restarts: VecDeque<Instant>,
     giving_up: bool,
     events: Option<Arc<EventBus>>,
+    escalate_to: Option<Recipient<Escalation>>,
+}
+
+/// A supervisor gave up: its restart intensity was exceeded, it stopped
+/// its children and failed. Sent to the recipient given to
+/// [`SupervisorBuilder::escalate_to`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    /// The supervisor that gave up.
+    pub supervisor: ActorId,
+    /// Why, in words (which child, how many restarts in what window).
+    pub error: String,
+}
+
+/// Stops every child for good, in reverse start order, against a deadline:
+/// the staged shutdown of a daemon. Reply: a [`DrainReport`].
+///
+/// Each child is asked to stop and gets its own shutdown timeout, capped
+/// at `force_at`. A child that overruns its timeout is not aborted at once
+/// (as [`ActorRef::stop`] on the supervisor would): the drain moves on to
+/// the next child and leaves it running until `force_at`, when every child
+/// still running is aborted. No child is restarted once a drain starts, and
+/// the supervisor stops itself when the drain is done.
+///
+/// Send it with `try_tell` and a `report_to` when its place in the mailbox
+/// matters: everything queued after it (exit reports of children that end
+/// because of the shutdown) is handled as part of the drain, never as a
+/// reason to restart. An `ask` enqueues only when first polled.
+#[derive(Debug)]
+pub struct Drain {
+    /// When children still running are aborted.
+    pub force_at: Instant,
+    /// Also sent the report, for callers that `try_tell` the drain.
+    pub report_to: Option<Recipient<DrainReport>>,
+}
+
+/// What a [`Drain`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Children that stopped within their shutdown timeout, in the order
+    /// they stopped.
+    pub stopped: Vec<String>,
+    /// Children that overran their timeout but stopped before `force_at`.
+    pub late: Vec<String>,
+    /// Children aborted at `force_at`.
+    pub aborted: Vec<String>,
 }
 
 impl fmt::Debug for Supervisor {
@@ -223,6 +281,7 @@ impl Supervisor {
             max_restarts: DEFAULT_MAX_RESTARTS,
             window: DEFAULT_RESTART_WINDOW,
             events: None,
+            escalate_to: None,
         }
     }
 }
@@ -244,6 +303,29 @@ struct Child {
     health: Option<HealthCheck>,
     /// The running incarnation's health-check task.
     health_task: Option<JoinHandle<()>>,
+    /// The timer of a delayed (backoff) restart, aborted if the child is
+    /// stopped for good first, so no task outlives the supervisor.
+    restart_timer: Option<JoinHandle<()>>,
+}
+
+impl Child {
+    /// Marks the child stopped for good: no exit report of it counts any
+    /// more, its health check and pending restart are cancelled, and a
+    /// running incarnation is asked to stop. Returns that incarnation, for
+    /// the caller to wait on.
+    fn retire(&mut self) -> Option<JoinHandle<StopReason>> {
+        self.stopped_for_good = true;
+        self.generation += 1;
+        if let Some(health) = self.health_task.take() {
+            health.abort();
+        }
+        if let Some(timer) = self.restart_timer.take() {
+            timer.abort();
+        }
+        let running = self.running.take()?;
+        self.runner.request_stop();
+        Some(running)
+    }
 }
 
 /// A child's health check: `check` runs every `interval` while an
@@ -526,6 +608,7 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
             stopped_for_good: false,
             health: self.health,
             health_task: None,
+            restart_timer: None,
         };
         self.supervisor.ask(AddChild(Some(child))).await??;
         Ok(me)
@@ -661,10 +744,60 @@ impl Handler<RestartDue> for Supervisor {
     }
 }
 
+impl Handler<Drain> for Supervisor {
+    type Reply = DrainReport;
+
+    async fn handle(&mut self, drain: Drain, ctx: &mut Context<Self>) -> DrainReport {
+        // From here on nothing restarts: exit reports are ignored.
+        self.giving_up = true;
+        let mut report = DrainReport::default();
+        let mut overran = Vec::new();
+        for index in (0..self.children.len()).rev() {
+            let child = &mut self.children[index];
+            if child.stopped_for_good {
+                continue;
+            }
+            if let Some(mut running) = child.retire() {
+                let deadline = (Instant::now() + child.shutdown_timeout).min(drain.force_at);
+                let in_time = tokio::time::timeout_at(deadline.into(), &mut running)
+                    .await
+                    .is_ok();
+                if in_time {
+                    report.stopped.push(child.name.clone());
+                } else {
+                    tracing::warn!(child = %child.name, timeout = ?child.shutdown_timeout, "child overran its shutdown timeout; it is aborted at the force deadline unless it stops first");
+                    overran.push((child.name.clone(), running));
+                }
+            } else {
+                report.stopped.push(child.name.clone());
+            }
+            child.runner.close_for_good();
+        }
+        for (name, mut running) in overran {
+            if tokio::time::timeout_at(drain.force_at.into(), &mut running)
+                .await
+                .is_ok()
+            {
+                report.late.push(name);
+            } else {
+                tracing::error!(child = %name, "force deadline reached; aborting the child");
+                running.abort();
+                report.aborted.push(name);
+            }
+        }
+        ctx.stop();
+        if let Some(to) = &drain.report_to {
+            let _ = to.try_tell(report.clone());
+        }
+        report
+    }
+}
+
 impl Supervisor {
     /// Starts a new incarnation of `child`. (An associated function, so a
     /// child can be started in place in `self.children`.)
     fn start_child(child: &mut Child, ctx: &mut Context<Self>) {
+        child.restart_timer = None;
         child.generation += 1;
         child.started_at = Instant::now();
         child.running = Some(child.runner.start(
@@ -729,6 +862,14 @@ impl Supervisor {
             tracing::error!(%error, "supervisor gives up");
             self.giving_up = true;
             self.stop_children_for_good(0).await;
+            if let Some(parent) = &self.escalate_to {
+                // Unbounded or not, a full or closed parent must not hold
+                // up the failure; the log line above stands either way.
+                let _ = parent.try_tell(Escalation {
+                    supervisor: ctx.id(),
+                    error: error.clone(),
+                });
+            }
             ctx.fail(error);
             return;
         }
@@ -810,7 +951,7 @@ impl Supervisor {
             generation: child.generation,
         };
         let me = ctx.actor_ref().clone();
-        drop(ctx.executor().spawn(async move {
+        child.restart_timer = Some(ctx.executor().spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = me.try_tell(due);
         }));
@@ -839,13 +980,7 @@ impl Supervisor {
             if child.stopped_for_good {
                 continue;
             }
-            child.stopped_for_good = true;
-            child.generation += 1;
-            if let Some(health) = child.health_task.take() {
-                health.abort();
-            }
-            if let Some(running) = child.running.take() {
-                child.runner.request_stop();
+            if let Some(running) = child.retire() {
                 wait_or_abort(running, child.shutdown_timeout, &child.name).await;
             }
             child.runner.close_for_good();

@@ -694,3 +694,107 @@ fn consecutive_failed_health_checks_restart_the_child() {
     assert_eq!(checks.load(Ordering::SeqCst), after_stop);
     shut_down(executor);
 }
+
+/// Ignores its stop request: its `stopped` hook never returns.
+struct Stubborn;
+impl Actor for Stubborn {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[test]
+fn drain_stops_in_reverse_and_aborts_an_overrunning_child_at_the_force_deadline() {
+    use proc_daemon_actors::supervision::{Drain, DrainReport};
+    let executor = executor();
+    let root = Supervisor::builder().spawn(&executor);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (_, first) = Worker::factory("first", &log);
+    let (_, last) = Worker::factory("last", &log);
+    let (report, took) = run_within(&executor, Duration::from_secs(10), {
+        let root = root.clone();
+        async move {
+            root.child("first", first).spawn().await.unwrap();
+            root.child("stubborn", || Stubborn)
+                .shutdown_timeout(Duration::from_millis(50))
+                .spawn()
+                .await
+                .unwrap();
+            root.child("last", last).spawn().await.unwrap();
+            let start = Instant::now();
+            let report = root
+                .ask(Drain {
+                    force_at: start + Duration::from_millis(300),
+                    report_to: None,
+                })
+                .await
+                .unwrap();
+            until_stopped(&root).await;
+            (report, start.elapsed())
+        }
+    });
+    assert_eq!(
+        report,
+        DrainReport {
+            stopped: vec!["last".into(), "first".into()],
+            late: vec![],
+            aborted: vec!["stubborn".into()],
+        }
+    );
+    // The overrunning child did not hold up `first`: it was stopped right
+    // after the 50 ms timeout, and the abort came at the force deadline.
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    let log = log.lock().unwrap().clone();
+    let stops: Vec<&String> = log.iter().filter(|l| l.contains("stop:")).collect();
+    assert_eq!(stops.len(), 2, "{log:?}");
+    assert!(
+        stops[0].starts_with("last") && stops[1].starts_with("first"),
+        "{log:?}"
+    );
+    shut_down(executor);
+}
+
+/// Receives a root supervisor's escalation.
+struct Parent(Arc<Mutex<Vec<String>>>);
+impl Actor for Parent {}
+impl Handler<proc_daemon_actors::supervision::Escalation> for Parent {
+    type Reply = ();
+    async fn handle(
+        &mut self,
+        escalation: proc_daemon_actors::supervision::Escalation,
+        _ctx: &mut Context<Self>,
+    ) {
+        self.0.lock().unwrap().push(escalation.error);
+    }
+}
+
+#[test]
+fn a_root_supervisor_that_gives_up_tells_its_escalation_recipient() {
+    let executor = executor();
+    let escalations = Arc::new(Mutex::new(Vec::new()));
+    let parent = proc_daemon_actors::spawn::spawn(&executor, Parent(escalations.clone()));
+    let root = Supervisor::builder()
+        .intensity(1, Duration::from_secs(10))
+        .escalate_to(parent.clone().recipient())
+        .spawn(&executor);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (_, factory) = Worker::factory("crashy", &log);
+    run_within(&executor, Duration::from_secs(10), {
+        let root = root.clone();
+        async move {
+            let child = root.child("crashy", factory).spawn().await.unwrap();
+            let _ = child.ask(Do::Panic).await;
+            let _ = child.ask(Do::Panic).await;
+            until_stopped(&root).await;
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while escalations.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let escalations = escalations.lock().unwrap().clone();
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert!(escalations[0].contains("crashy"), "{escalations:?}");
+    parent.stop();
+    shut_down(executor);
+}

@@ -84,8 +84,7 @@ use tokio::sync::oneshot;
 
 use blocking::BlockingPool;
 use task::Task;
-pub(crate) use task::panic_message;
-pub use task::{JoinError, JoinHandle};
+pub use task::{JoinError, JoinHandle, panic_message};
 use topology::Topology;
 use worker::{CurrentWorker, ExitGuard, WorkerShared, WorkerStart};
 pub use worker::{WorkerInfo, WorkerMetrics};
