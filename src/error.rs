@@ -65,6 +65,16 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The PID file is locked by another process: another instance of the
+    /// daemon runs.
+    #[error("PID file {} is locked by {}: another instance is running", .path.display(), holder(.pid))]
+    PidFileLocked {
+        /// The PID file.
+        path: PathBuf,
+        /// The pid written in the file, if it could be read.
+        pid: Option<u32>,
+    },
+
     /// A subsystem failed.
     #[error("subsystem `{name}` failed: {reason}")]
     Subsystem {
@@ -89,6 +99,13 @@ pub enum Error {
     },
 }
 
+fn holder(pid: &Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("pid {pid}"),
+        None => "another process (its pid is not written yet)".to_owned(),
+    }
+}
+
 fn path_suffix(path: &Option<PathBuf>) -> String {
     match path {
         Some(path) => format!(" {}", path.display()),
@@ -101,10 +118,21 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Config(_) => ErrorKind::Config,
-            Error::Io { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::PidFileLocked { .. } => ErrorKind::Io,
             Error::Subsystem { .. } => ErrorKind::Subsystem,
             Error::Shutdown { .. } => ErrorKind::Shutdown,
             Error::Profiling { .. } => ErrorKind::Profiling,
+        }
+    }
+
+    /// The process exit code for this error, as documented in
+    /// [`crate::daemon`]: [`EXIT_FORCED`](crate::daemon::EXIT_FORCED) for
+    /// a forced shutdown, [`EXIT_FAILURE`](crate::daemon::EXIT_FAILURE)
+    /// for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Shutdown { .. } => crate::daemon::EXIT_FORCED,
+            _ => crate::daemon::EXIT_FAILURE,
         }
     }
 

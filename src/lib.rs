@@ -37,7 +37,13 @@
 mod features;
 
 pub mod config;
+pub mod daemon;
 pub mod error;
+pub mod logging;
+pub mod pid_file;
+pub mod shutdown;
+pub mod signal;
+pub mod subsystem;
 #[cfg(feature = "high-res-timing")]
 pub mod timing;
 
@@ -45,7 +51,11 @@ pub mod timing;
 mod alloc;
 
 pub use config::{Config, ConfigBuilder, LogLevel};
+pub use daemon::{Daemon, DaemonBuilder, DaemonExit, Reload};
 pub use error::{ConfigError, ConfigProblem, Error, ErrorKind, Result};
+pub use shutdown::{ShutdownHandle, ShutdownReason};
+pub use signal::SignalConfig;
+pub use subsystem::{Subsystem, SubsystemEvent, SubsystemState};
 
 /// The actor runtime (crate `proc-daemon-actors`).
 pub use proc_daemon_actors as actors;
@@ -54,6 +64,6 @@ pub use proc_daemon_actors::supervision::RestartPolicy;
 /// The names a proc-daemon program uses:
 /// `use proc_daemon::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Config, Error, Result};
+    pub use crate::{Config, Daemon, Error, Result, ShutdownHandle, Subsystem};
     pub use proc_daemon_actors::prelude::*;
 }

@@ -1,0 +1,907 @@
+//! The daemon: its builder, its root actor, and the staged way out.
+//!
+//! ```no_run
+//! use proc_daemon::{Config, Daemon, Result};
+//! use std::time::Duration;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<()> {
+//!     let config = Config::builder()
+//!         .name("my-daemon")
+//!         .shutdown_timeout(Duration::from_secs(30))
+//!         .build()?;
+//!     let exit = Daemon::builder(config)
+//!         .with_task("main_service", |mut shutdown| {
+//!             Box::pin(async move {
+//!                 shutdown.cancelled().await;
+//!                 Ok(())
+//!             })
+//!         })
+//!         .run()
+//!         .await?;
+//!     println!("stopped: {}", exit.reason());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # The tree
+//!
+//! ```text
+//! DaemonActor            signals, shutdown requests, escalations, reloads
+//! └── root Supervisor    OneForOne, intensity from the supervisor defaults
+//!     ├── subsystems     with_task / with_subsystem / with_subsystem_fn, in order
+//!     └── actors         daemon.supervisor().child(..) at run time
+//! ```
+//!
+//! Everything that can stop or change the daemon reaches the
+//! [`DaemonActor`] as a message: a signal from a listener task, a request
+//! from a [`ShutdownHandle`] or [`Daemon::shutdown`], the root supervisor's
+//! [`Escalation`] when a restart storm exhausts it. One actor handles them
+//! one at a time, so "a second SIGINT during shutdown" or "a request while
+//! escalating" has one obvious meaning.
+//!
+//! # Staged shutdown
+//!
+//! All timeouts come from `[shutdown]`, measured from the moment shutdown
+//! begins:
+//!
+//! 1. **Graceful** (`timeout_ms`): every [`ShutdownHandle`] is cancelled at
+//!    once, then the root supervisor stops its children in reverse start
+//!    order, giving each up to `timeout_ms` (a subsystem's cleanup that
+//!    fits in it always completes). A child that overruns is left running
+//!    and the next one is stopped.
+//! 2. **Force** (`force_timeout_ms`): children still running are aborted,
+//!    then every task left on the executor.
+//! 3. **Kill** (`kill_timeout_ms`): if the process has still not finished
+//!    (a thread stuck in blocking code ignores aborts), a watchdog thread
+//!    removes the PID file and exits the process.
+//!
+//! A second SIGINT during shutdown jumps to the force stage at once.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 ([`EXIT_CLEAN`]) | everything stopped within its timeout |
+//! | 1 ([`EXIT_FAILURE`]) | the supervision tree gave up (a restart storm escalated to the root), or the daemon could not start |
+//! | 2 ([`EXIT_FORCED`]) | the shutdown was forced: a second SIGINT, or something was aborted at the force timeout |
+//! | 3 ([`EXIT_KILLED`]) | the kill timeout was reached; the process exited with work still running |
+//!
+//! [`Daemon::run`] returns `Ok` only for a clean stop; a failure or a
+//! forced stop is an `Err` whose [`Error::exit_code`] is the code above.
+//! A `main` returning `proc_daemon::Result<()>` exits with 1 for any `Err`
+//! (Rust's rule); call `std::process::exit(err.exit_code())` to keep the
+//! distinction, as `examples/comprehensive.rs` does.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use proc_daemon_actors::events::EventBus;
+use proc_daemon_actors::executor::{ABORT_GRACE, Executor, JoinHandle};
+use proc_daemon_actors::mailbox::{Backend, Capacity};
+use proc_daemon_actors::prelude::*;
+use proc_daemon_actors::spawn::{SpawnOptions, spawn_with};
+use proc_daemon_actors::supervision::{
+    DEFAULT_HEALTH_CHECK_FAILURES, Drain, DrainReport, Escalation,
+};
+
+use crate::pid_file::PidFile;
+use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason};
+use crate::signal::{self, Signal, SignalConfig};
+use crate::subsystem::{FnSubsystem, Subsystem, SubsystemActor};
+use crate::{Config, Error, RestartPolicy, Result};
+
+/// Exit code: a clean stop.
+pub const EXIT_CLEAN: i32 = 0;
+/// Exit code: the supervision tree failed, or the daemon could not start.
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit code: the shutdown was forced.
+pub const EXIT_FORCED: i32 = 2;
+/// Exit code: the kill timeout was reached.
+pub const EXIT_KILLED: i32 = 3;
+
+/// How many subsystem events the daemon's ring keeps for
+/// [`Daemon::events`] polling before it counts drops.
+pub const EVENT_RING_CAPACITY: usize = 1024;
+
+/// Builds a [`Daemon`]: `Daemon::builder(config)`.
+#[must_use = "a daemon does nothing until .run().await (or .build())"]
+pub struct DaemonBuilder {
+    config: Config,
+    subsystems: Vec<Arc<dyn Subsystem>>,
+    signals: SignalConfig,
+    pid_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for DaemonBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DaemonBuilder")
+            .field("name", &self.config.name)
+            .field(
+                "subsystems",
+                &self.subsystems.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("signals", &self.signals)
+            .field("pid_file", &self.pid_file)
+            .finish()
+    }
+}
+
+impl DaemonBuilder {
+    /// Registers a task: a closure called with a [`ShutdownHandle`] for
+    /// every incarnation. It runs under [`RestartPolicy::OnFailure`]: an
+    /// `Err` or a panic restarts it, `Ok(())` ends it.
+    pub fn with_task<F, Fut>(self, name: impl Into<String>, task: F) -> Self
+    where
+        F: Fn(ShutdownHandle) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        self.with_subsystem(FnSubsystem {
+            name: name.into(),
+            body: task,
+            policy: RestartPolicy::OnFailure,
+        })
+    }
+
+    /// Registers a [`Subsystem`]. Subsystems start in the order they are
+    /// registered and stop in reverse.
+    pub fn with_subsystem<S: Subsystem>(mut self, subsystem: S) -> Self {
+        self.subsystems.push(Arc::new(subsystem));
+        self
+    }
+
+    /// Registers a closure subsystem. The same as
+    /// [`with_task`](Self::with_task); both names are in the reference.
+    pub fn with_subsystem_fn<F, Fut>(self, name: impl Into<String>, subsystem: F) -> Self
+    where
+        F: Fn(ShutdownHandle) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        self.with_task(name, subsystem)
+    }
+
+    /// Which signals the daemon handles (default [`SignalConfig::new`]).
+    pub fn with_signal_config(mut self, signals: SignalConfig) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// Locks and writes a PID file at `path`, overriding the config's
+    /// `pid_file`. See [`crate::pid_file`].
+    pub fn with_pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pid_file = Some(path.into());
+        self
+    }
+
+    /// Starts the daemon and runs it until it stops; see [`Daemon::run`].
+    pub async fn run(self) -> Result<DaemonExit> {
+        self.build()?.run().await
+    }
+
+    /// Starts the daemon: logging, the PID file, the working directory,
+    /// the executor, the root actor and supervisor, the signal listeners,
+    /// then every registered subsystem in order. Returns once they all
+    /// run, for callers that need [`Daemon::supervisor`] before
+    /// [`Daemon::run`].
+    ///
+    /// It waits for the subsystems to start by blocking the calling thread
+    /// briefly (they start on the daemon's own executor).
+    ///
+    /// # Errors
+    ///
+    /// A bad logging setup, a held PID file, a missing working directory,
+    /// an executor that cannot start, a signal that cannot be registered,
+    /// two subsystems with one name, or a subsystem that cannot be added.
+    pub fn build(self) -> Result<Daemon> {
+        let DaemonBuilder {
+            config,
+            subsystems,
+            signals,
+            pid_file,
+        } = self;
+        crate::logging::init(&config.logging)?;
+        let mut names = HashSet::new();
+        for subsystem in &subsystems {
+            if !names.insert(subsystem.name().to_owned()) {
+                return Err(Error::subsystem(
+                    subsystem.name(),
+                    "two subsystems have this name; names must be unique",
+                ));
+            }
+        }
+        let pid_file = match pid_file.or_else(|| config.pid_file.clone()) {
+            Some(path) => Some(PidFile::acquire(path)?),
+            None => None,
+        };
+        if let Some(dir) = &config.work_dir {
+            std::env::set_current_dir(dir).map_err(|err| {
+                Error::io("change into the working directory", Some(dir.clone()), err)
+            })?;
+        }
+        let executor = config
+            .performance
+            .executor_builder()
+            .thread_name(format!("{}-worker", config.name))
+            .build()
+            .map_err(|err| Error::io("start the executor", None, std::io::Error::other(err)))?;
+
+        let shutdown = DaemonShutdown::new();
+        let events = Arc::new(EventBus::new(EVENT_RING_CAPACITY));
+        let kill = KillSwitch::new(pid_file.as_ref());
+        let actor = spawn_with(
+            &executor,
+            DaemonActor {
+                config: config.clone(),
+                root: None,
+                shutdown: shutdown.clone(),
+                signals: signals.clone(),
+                reload_subscribers: Vec::new(),
+                phase: Phase::Running,
+                finish: None,
+                kill: kill.clone(),
+                force_timer: None,
+            },
+            SpawnOptions::default().capacity(Capacity::Unbounded),
+        );
+        let root = Supervisor::builder()
+            .events(events.clone())
+            .escalate_to(actor.clone().recipient())
+            .spawn(&executor);
+        let (finish_tx, finish_rx) = tokio::sync::oneshot::channel();
+        let daemon_actor = actor.clone();
+        let attach_root = root.clone();
+        executor
+            .spawn(async move {
+                daemon_actor
+                    .ask(Attach(Some((attach_root, finish_tx))))
+                    .await
+            })
+            .join()
+            .map_err(|err| {
+                Error::subsystem("daemon", format!("the root actor did not start: {err}"))
+            })?
+            .map_err(|err| {
+                Error::subsystem("daemon", format!("the root actor did not start: {err}"))
+            })?;
+
+        let requests = actor.clone();
+        shutdown.route_requests(move |reason| {
+            let _ = requests.try_tell(ShutdownRequest(reason));
+        });
+        let deliver_to = actor.clone();
+        let listeners = signal::listen(
+            &executor,
+            &signals,
+            Arc::new(move |signal| {
+                let _ = deliver_to.try_tell(SignalReceived(signal));
+            }),
+        );
+        let daemon = Daemon {
+            inner: Arc::new(Inner {
+                config,
+                executor,
+                root,
+                actor,
+                shutdown,
+                events,
+                finish: Mutex::new(Some(finish_rx)),
+                pid_file: Mutex::new(pid_file),
+                signal_listeners: Mutex::new(Vec::new()),
+                kill,
+            }),
+        };
+        match listeners {
+            Ok(listeners) => *lock(&daemon.inner.signal_listeners) = listeners,
+            Err(err) => {
+                daemon.abandon();
+                return Err(err);
+            }
+        }
+        if let Err(err) = daemon.start_subsystems(subsystems) {
+            daemon.abandon();
+            return Err(err);
+        }
+        tracing::info!(daemon = %daemon.inner.config.name, pid = std::process::id(), "daemon running");
+        Ok(daemon)
+    }
+}
+
+/// A running daemon. Clones are handles to the same daemon: any of them
+/// can request shutdown; one of them runs it.
+#[derive(Clone)]
+pub struct Daemon {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    executor: Executor,
+    root: ActorRef<Supervisor>,
+    actor: ActorRef<DaemonActor>,
+    shutdown: Arc<DaemonShutdown>,
+    events: Arc<EventBus>,
+    finish: Mutex<Option<tokio::sync::oneshot::Receiver<Finish>>>,
+    pid_file: Mutex<Option<PidFile>>,
+    signal_listeners: Mutex<Vec<JoinHandle<()>>>,
+    kill: Arc<KillSwitch>,
+}
+
+impl fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Daemon")
+            .field("name", &self.inner.config.name)
+            .field("shutting_down", &self.inner.shutdown.token.is_cancelled())
+            .finish()
+    }
+}
+
+impl Daemon {
+    /// Starts building a daemon on `config`.
+    pub fn builder(config: Config) -> DaemonBuilder {
+        DaemonBuilder {
+            config,
+            subsystems: Vec::new(),
+            signals: SignalConfig::new(),
+            pid_file: None,
+        }
+    }
+
+    /// The root supervisor: spawn actors under it at run time with
+    /// `daemon.supervisor().child(name, factory)...spawn().await`. They
+    /// stop, in reverse order, with the daemon.
+    pub fn supervisor(&self) -> &ActorRef<Supervisor> {
+        &self.inner.root
+    }
+
+    /// The executor the daemon's actors run on.
+    pub fn executor(&self) -> &Executor {
+        &self.inner.executor
+    }
+
+    /// The mailbox options the configuration asks for
+    /// (`performance.lock_free`), for children spawned under
+    /// [`Daemon::supervisor`] (`.mailbox(daemon.mailbox_options())`).
+    /// Subsystems get them automatically.
+    pub fn mailbox_options(&self) -> SpawnOptions {
+        mailbox_options(&self.inner.config)
+    }
+
+    /// The configuration the daemon runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// A handle that is cancelled when the daemon shuts down, and that can
+    /// request it.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::for_daemon(self.inner.shutdown.clone())
+    }
+
+    /// Requests a graceful shutdown, as SIGTERM would. Returns at once;
+    /// [`Daemon::run`] returns when the shutdown is complete.
+    pub fn shutdown(&self) {
+        self.request_shutdown("Daemon::shutdown was called");
+    }
+
+    /// Requests a graceful shutdown for `reason`.
+    pub fn request_shutdown(&self, reason: impl Into<String>) {
+        let _ = self
+            .inner
+            .actor
+            .try_tell(ShutdownRequest(ShutdownReason::Requested(reason.into())));
+    }
+
+    /// Sends [`Reload`] to `subscriber` on every SIGHUP.
+    pub fn subscribe_reload(&self, subscriber: Recipient<Reload>) {
+        let _ = self.inner.actor.try_tell(SubscribeReload(subscriber));
+    }
+
+    /// The event bus of the supervision tree: poll it with
+    /// [`EventBus::try_next_event`] after [`EventBus::enable`], or
+    /// [`EventBus::subscribe`].
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.inner.events
+    }
+
+    /// Runs until the daemon has shut down: a handled signal,
+    /// [`Daemon::shutdown`], a [`ShutdownHandle::request_shutdown`], or an
+    /// escalated failure. See the module docs for the stages.
+    ///
+    /// # Errors
+    ///
+    /// `Ok` means a clean stop. An escalated failure is
+    /// [`Error::Subsystem`]; a forced stop is [`Error::Shutdown`]; either's
+    /// [`Error::exit_code`] gives the documented exit code. Calling `run`
+    /// on a second clone is an [`Error::Shutdown`].
+    pub async fn run(self) -> Result<DaemonExit> {
+        let Some(finish) = lock(&self.inner.finish).take() else {
+            return Err(Error::shutdown(
+                "Daemon::run was already called on this daemon",
+            ));
+        };
+        let finish = finish.await.unwrap_or_else(|_| Finish {
+            reason: ShutdownReason::Escalated("the daemon's root actor ended unexpectedly".into()),
+            began: Instant::now(),
+            force_at: Instant::now(),
+            report: DrainReport::default(),
+            forced: true,
+            escalation: None,
+        });
+        // The force stage for what is left outside the tree: listeners
+        // first (they never end by themselves), then every other task,
+        // which may run until the force deadline. Event subscriptions end
+        // now (the tree is gone), so a task looping on one finishes.
+        for listener in lock(&self.inner.signal_listeners).drain(..) {
+            listener.abort();
+        }
+        self.inner.events.close_subscriptions();
+        let executor = self.inner.executor.clone();
+        let remaining = if finish.forced {
+            Duration::ZERO
+        } else {
+            finish.force_at.saturating_duration_since(Instant::now())
+        };
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("daemon-shutdown".into())
+            .spawn(move || {
+                let _ = done_tx.send(executor.shutdown(remaining));
+            })
+            .map_err(|err| Error::io("start the shutdown thread", None, err))?;
+        let executor_report = done_rx.await.ok().and_then(|report| report.ok());
+        let aborted_tasks = executor_report.as_ref().map_or(0, |r| r.aborted_tasks);
+        if aborted_tasks > 0 {
+            tracing::warn!(
+                aborted_tasks,
+                "tasks still running at the force timeout were aborted"
+            );
+        }
+        if let Some(stuck) = executor_report.as_ref().map(|r| &r.stuck_workers)
+            && !stuck.is_empty()
+        {
+            tracing::error!(workers = ?stuck, "workers are stuck in blocking code; the kill stage will end the process if they do not return");
+        }
+        drop(lock(&self.inner.pid_file).take());
+        self.inner.kill.disarm();
+
+        let exit_code = if finish.escalation.is_some() {
+            EXIT_FAILURE
+        } else if finish.forced || !finish.report.aborted.is_empty() || aborted_tasks > 0 {
+            EXIT_FORCED
+        } else {
+            EXIT_CLEAN
+        };
+        let exit = DaemonExit {
+            reason: finish.reason,
+            exit_code,
+            report: finish.report,
+            aborted_tasks,
+            elapsed: finish.began.elapsed(),
+            config: self.inner.config.clone(),
+        };
+        tracing::info!(reason = %exit.reason, code = exit.exit_code, elapsed = ?exit.elapsed, "daemon stopped");
+        match (exit_code, finish.escalation) {
+            (EXIT_CLEAN, _) => Ok(exit),
+            (_, Some(error)) => Err(Error::subsystem("root supervisor", error)),
+            _ => Err(Error::shutdown(format!(
+                "the shutdown was forced ({}); aborted: {:?}, aborted tasks: {}",
+                exit.reason, exit.report.aborted, exit.aborted_tasks
+            ))),
+        }
+    }
+
+    fn start_subsystems(&self, subsystems: Vec<Arc<dyn Subsystem>>) -> Result<()> {
+        let config = &self.inner.config;
+        let graceful = Duration::from_millis(config.shutdown.timeout_ms);
+        let health_interval = Duration::from_millis(config.monitoring.health_check_interval_ms);
+        let health_checks = config.monitoring.health_checks;
+        let options = self.mailbox_options();
+        let root = self.inner.root.clone();
+        let shutdown = self.inner.shutdown.clone();
+        self.inner
+            .executor
+            .spawn(async move {
+                for subsystem in subsystems {
+                    let name = subsystem.name().to_owned();
+                    let policy = subsystem.restart_policy();
+                    let check = if health_checks {
+                        subsystem.health_check()
+                    } else {
+                        None
+                    };
+                    let factory = {
+                        let shutdown = shutdown.clone();
+                        move || SubsystemActor::new(subsystem.clone(), shutdown.clone())
+                    };
+                    let mut child = root
+                        .child(name.clone(), factory)
+                        .restart(policy)
+                        .shutdown_timeout(graceful)
+                        .mailbox(options);
+                    if let Some(check) = check {
+                        child = child.health_check(
+                            health_interval,
+                            DEFAULT_HEALTH_CHECK_FAILURES,
+                            check,
+                        );
+                    }
+                    child.spawn().await.map_err(|err| {
+                        Error::subsystem(&name, format!("could not start: {err}"))
+                    })?;
+                    tracing::debug!(subsystem = %name, "subsystem started");
+                }
+                Ok(())
+            })
+            .join()
+            .map_err(|err| {
+                Error::subsystem("daemon", format!("starting subsystems failed: {err}"))
+            })?
+    }
+
+    /// Tears down a daemon whose start failed part-way.
+    fn abandon(&self) {
+        for listener in lock(&self.inner.signal_listeners).drain(..) {
+            listener.abort();
+        }
+        self.inner.actor.stop();
+        self.inner.root.stop();
+        let _ = self.inner.executor.shutdown(Duration::from_millis(
+            self.inner.config.shutdown.force_timeout_ms,
+        ));
+        drop(lock(&self.inner.pid_file).take());
+    }
+}
+
+fn mailbox_options(config: &Config) -> SpawnOptions {
+    SpawnOptions::default().backend(if config.performance.lock_free {
+        Backend::LockFree
+    } else {
+        Backend::Mutex
+    })
+}
+
+/// How the daemon stopped: what [`Daemon::run`] returns on a clean stop.
+#[derive(Debug, Clone)]
+pub struct DaemonExit {
+    reason: ShutdownReason,
+    exit_code: i32,
+    report: DrainReport,
+    aborted_tasks: usize,
+    elapsed: Duration,
+    config: Config,
+}
+
+impl DaemonExit {
+    /// Why the daemon shut down.
+    pub fn reason(&self) -> &ShutdownReason {
+        &self.reason
+    }
+
+    /// The exit code for the process (see the module docs).
+    pub fn exit_code(&self) -> i32 {
+        self.exit_code
+    }
+
+    /// Which children stopped in time, late, or were aborted.
+    pub fn report(&self) -> &DrainReport {
+        &self.report
+    }
+
+    /// How long the shutdown took, from its start to the end of `run`.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The configuration the daemon ran with.
+    pub fn config_snapshot(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Sent to reload subscribers on SIGHUP. (Re-reading the config file on
+/// reload is not built yet; today a reload is logged and delivered.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reload;
+
+/// The daemon's root actor. See the module docs.
+pub struct DaemonActor {
+    config: Config,
+    root: Option<ActorRef<Supervisor>>,
+    shutdown: Arc<DaemonShutdown>,
+    signals: SignalConfig,
+    reload_subscribers: Vec<Recipient<Reload>>,
+    phase: Phase,
+    finish: Option<tokio::sync::oneshot::Sender<Finish>>,
+    kill: Arc<KillSwitch>,
+    force_timer: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for DaemonActor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DaemonActor")
+            .field("name", &self.config.name)
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Running,
+    Draining {
+        began: Instant,
+        force_at: Instant,
+        escalation: Option<String>,
+    },
+    Finished,
+}
+
+/// What the root actor hands to [`Daemon::run`] when the tree has stopped.
+struct Finish {
+    reason: ShutdownReason,
+    began: Instant,
+    force_at: Instant,
+    report: DrainReport,
+    forced: bool,
+    escalation: Option<String>,
+}
+
+impl Actor for DaemonActor {}
+
+/// Gives the root actor its supervisor and the channel to `run`.
+struct Attach(Option<(ActorRef<Supervisor>, tokio::sync::oneshot::Sender<Finish>)>);
+struct SignalReceived(Signal);
+struct ShutdownRequest(ShutdownReason);
+struct SubscribeReload(Recipient<Reload>);
+struct ForceDeadline;
+
+impl Handler<Attach> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, Attach(parts): Attach, _ctx: &mut Context<Self>) {
+        if let Some((root, finish)) = parts {
+            self.root = Some(root);
+            self.finish = Some(finish);
+        }
+    }
+}
+
+impl Handler<SignalReceived> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, SignalReceived(signal): SignalReceived, ctx: &mut Context<Self>) {
+        match signal {
+            Signal::Hangup => {
+                tracing::info!(
+                    subscribers = self.reload_subscribers.len(),
+                    "SIGHUP: reload requested"
+                );
+                self.reload_subscribers
+                    .retain(|s| s.try_tell(Reload).is_ok() || s.is_alive());
+            }
+            Signal::User1 | Signal::User2 => {
+                if let Some(handler) = self.signals.user_handler(signal) {
+                    tracing::info!(%signal, "running the signal handler");
+                    let handler = handler.clone();
+                    if let Err(panic) =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler()))
+                    {
+                        tracing::error!(%signal, panic = %proc_daemon_actors::executor::panic_message(panic.as_ref()), "the signal handler panicked");
+                    }
+                }
+            }
+            Signal::Interrupt if matches!(self.phase, Phase::Draining { .. }) => {
+                tracing::warn!("second SIGINT: forcing the shutdown");
+                self.finish_now(DrainReport::default(), true, ctx);
+            }
+            _ => {
+                tracing::info!(%signal, "shutdown signal received");
+                self.begin_shutdown(ShutdownReason::Signal(signal), None, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<ShutdownRequest> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, ShutdownRequest(reason): ShutdownRequest, ctx: &mut Context<Self>) {
+        tracing::info!(%reason, "shutdown requested");
+        self.begin_shutdown(reason, None, ctx);
+    }
+}
+
+impl Handler<Escalation> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, escalation: Escalation, ctx: &mut Context<Self>) {
+        tracing::error!(error = %escalation.error, "the root supervisor gave up; shutting the daemon down");
+        self.begin_shutdown(
+            ShutdownReason::Escalated(escalation.error.clone()),
+            Some(escalation.error),
+            ctx,
+        );
+    }
+}
+
+impl Handler<SubscribeReload> for DaemonActor {
+    type Reply = ();
+    async fn handle(
+        &mut self,
+        SubscribeReload(subscriber): SubscribeReload,
+        _ctx: &mut Context<Self>,
+    ) {
+        self.reload_subscribers.push(subscriber);
+    }
+}
+
+impl Handler<DrainReport> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, report: DrainReport, ctx: &mut Context<Self>) {
+        self.finish_now(report, false, ctx);
+    }
+}
+
+impl Handler<ForceDeadline> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, _: ForceDeadline, ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Draining { .. }) {
+            tracing::error!(
+                "force timeout reached with children still stopping; aborting what is left"
+            );
+            self.finish_now(DrainReport::default(), true, ctx);
+        }
+    }
+}
+
+impl DaemonActor {
+    fn begin_shutdown(
+        &mut self,
+        reason: ShutdownReason,
+        escalation: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        match &mut self.phase {
+            Phase::Running => {}
+            Phase::Draining {
+                escalation: slot, ..
+            } => {
+                // Already shutting down: an escalation still decides the
+                // exit code; anything else is only logged.
+                if slot.is_none() {
+                    *slot = escalation;
+                }
+                tracing::info!(%reason, "already shutting down");
+                return;
+            }
+            Phase::Finished => return,
+        }
+        let shutdown = &self.config.shutdown;
+        let began = Instant::now();
+        let force_at = began + Duration::from_millis(shutdown.force_timeout_ms);
+        let kill_at = began + Duration::from_millis(shutdown.kill_timeout_ms);
+        self.phase = Phase::Draining {
+            began,
+            force_at,
+            escalation,
+        };
+        self.kill.arm(kill_at);
+        // Stage 1. The drain is queued at the root before any handle is
+        // cancelled, so a subsystem that returns because of the
+        // cancellation is never restarted: its exit report queues behind
+        // the drain.
+        let drain = Drain {
+            force_at,
+            report_to: Some(ctx.actor_ref().clone().recipient()),
+        };
+        let queued = self
+            .root
+            .as_ref()
+            .is_some_and(|root| root.try_tell(drain).is_ok());
+        self.shutdown
+            .begin(reason, Duration::from_millis(shutdown.timeout_ms));
+        if !queued {
+            // The root already stopped (it gave up): nothing to drain.
+            self.finish_now(DrainReport::default(), false, ctx);
+            return;
+        }
+        // Stage 2 is the drain's own: it aborts its children at
+        // `force_at`. This timer covers a drain that cannot report (its
+        // worker is blocked); it waits `ABORT_GRACE` longer, so that a
+        // drain that can report does, with the names it aborted.
+        let me = ctx.actor_ref().clone();
+        self.force_timer = Some(ctx.executor().spawn(async move {
+            tokio::time::sleep_until((force_at + ABORT_GRACE).into()).await;
+            let _ = me.try_tell(ForceDeadline);
+        }));
+    }
+
+    fn finish_now(&mut self, report: DrainReport, forced: bool, ctx: &mut Context<Self>) {
+        let Phase::Draining {
+            began,
+            force_at,
+            escalation,
+        } = std::mem::replace(&mut self.phase, Phase::Finished)
+        else {
+            return;
+        };
+        if let Some(timer) = self.force_timer.take() {
+            timer.abort();
+        }
+        let reason = self
+            .shutdown
+            .reason()
+            .unwrap_or_else(|| ShutdownReason::Requested("unknown".into()));
+        if let Some(finish) = self.finish.take() {
+            let _ = finish.send(Finish {
+                reason,
+                began,
+                force_at,
+                report,
+                forced,
+                escalation,
+            });
+        }
+        ctx.stop();
+    }
+}
+
+/// The kill stage: a thread that exits the process at the kill deadline
+/// unless `run` finished first. Not started until shutdown begins, so an
+/// idle daemon has no such thread.
+struct KillSwitch {
+    disarmed: Mutex<bool>,
+    wake: Condvar,
+    pid_file: Option<(PathBuf, (u64, u64))>,
+}
+
+impl KillSwitch {
+    fn new(pid_file: Option<&PidFile>) -> Arc<Self> {
+        Arc::new(KillSwitch {
+            disarmed: Mutex::new(false),
+            wake: Condvar::new(),
+            pid_file: pid_file.map(|p| (p.path().to_owned(), p.identity())),
+        })
+    }
+
+    fn arm(self: &Arc<Self>, kill_at: Instant) {
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("daemon-kill-timer".into())
+            .spawn(move || {
+                let guard = lock(&me.disarmed);
+                let (guard, _) = me
+                    .wake
+                    .wait_timeout_while(
+                        guard,
+                        kill_at.saturating_duration_since(Instant::now()),
+                        |disarmed| !*disarmed && Instant::now() < kill_at,
+                    )
+                    .unwrap_or_else(|p| p.into_inner());
+                if *guard {
+                    return;
+                }
+                tracing::error!(
+                    code = EXIT_KILLED,
+                    "kill timeout reached; exiting with work still running"
+                );
+                if let Some((path, identity)) = &me.pid_file {
+                    PidFile::remove(path, *identity);
+                }
+                std::process::exit(EXIT_KILLED);
+            });
+        if let Err(err) = spawned {
+            tracing::error!(%err, "could not start the kill-stage timer; the kill timeout will not be enforced");
+        }
+    }
+
+    fn disarm(&self) {
+        *lock(&self.disarmed) = true;
+        self.wake.notify_all();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

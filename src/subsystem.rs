@@ -1,0 +1,234 @@
+//! Subsystems: the reference's `Subsystem` trait and closures, run as
+//! supervised actors.
+//!
+//! ```no_run
+//! use proc_daemon::{Config, Daemon, RestartPolicy, Result, ShutdownHandle, Subsystem};
+//! use std::future::Future;
+//! use std::pin::Pin;
+//!
+//! struct Listener;
+//!
+//! impl Subsystem for Listener {
+//!     fn run(&self, mut shutdown: ShutdownHandle) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+//!         Box::pin(async move {
+//!             shutdown.cancelled().await;
+//!             Ok(())
+//!         })
+//!     }
+//!     fn name(&self) -> &str {
+//!         "listener"
+//!     }
+//!     fn restart_policy(&self) -> RestartPolicy {
+//!         RestartPolicy::Always
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<()> {
+//! Daemon::builder(Config::new()?).with_subsystem(Listener).run().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # One mechanism
+//!
+//! A subsystem is not a second kind of task next to actors. Each one is
+//! wrapped in a [`SubsystemActor`], an ordinary actor supervised by the
+//! daemon's root supervisor, so restart policies, restart intensity, health
+//! checks, ordered shutdown and [`SubsystemEvent`]s apply to it exactly as
+//! to any actor. Every incarnation:
+//!
+//! 1. gets a fresh [`ShutdownHandle`], cancelled when the daemon shuts down
+//!    or when the supervisor ends this incarnation;
+//! 2. runs `run(handle)` as a task on the actor's worker;
+//! 3. ends when that future does: `Ok(())` is a clean completion
+//!    (restarted only under [`RestartPolicy::Always`]), `Err` is a failure,
+//!    a panic is a failure with the panic's message;
+//! 4. when it is asked to stop, cancels its handle and waits for `run` to
+//!    return, within the child's shutdown timeout; past it, the supervisor
+//!    aborts the actor, and the `run` task with it.
+//!
+//! A subsystem that returns is not the end of the daemon: a daemon runs
+//! until it is asked to stop, or its tree fails.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use proc_daemon_actors::executor::{JoinHandle, panic_message};
+use proc_daemon_actors::prelude::*;
+
+use crate::shutdown::{DaemonShutdown, ShutdownHandle, Token};
+use crate::{RestartPolicy, Result};
+
+pub use proc_daemon_actors::events::{SubsystemEvent, SubsystemState};
+
+/// The future a subsystem's `run` returns.
+pub type SubsystemFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// A long-running part of the daemon, as in the API reference.
+///
+/// `run` is called once per incarnation, so a restart runs it again on the
+/// same value (take `&self` state through `Arc`s, or rebuild it in `run`).
+pub trait Subsystem: Send + Sync + 'static {
+    /// Runs the subsystem until `shutdown` is cancelled (or its work is
+    /// done). `Err` and panics count as failures for the restart policy.
+    fn run(&self, shutdown: ShutdownHandle) -> Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+    /// The name, unique among the daemon's subsystems; used in logs and
+    /// events.
+    fn name(&self) -> &str;
+
+    /// What the supervisor does when `run` ends (default
+    /// [`RestartPolicy::OnFailure`]).
+    fn restart_policy(&self) -> RestartPolicy {
+        RestartPolicy::OnFailure
+    }
+
+    /// A health check, run every `monitoring.health_check_interval_ms`
+    /// while `monitoring.health_checks` is on. Three failures in a row
+    /// (a panic counts as one) end the incarnation as a failure, which the
+    /// restart policy handles. Default: none.
+    fn health_check(&self) -> Option<Box<dyn Fn() -> bool + Send + Sync>> {
+        None
+    }
+}
+
+/// A subsystem made of a name and a closure: what `with_task` and
+/// `with_subsystem_fn` register.
+pub(crate) struct FnSubsystem<F> {
+    pub(crate) name: String,
+    pub(crate) body: F,
+    pub(crate) policy: RestartPolicy,
+}
+
+impl<F, Fut> Subsystem for FnSubsystem<F>
+where
+    F: Fn(ShutdownHandle) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    fn run(&self, shutdown: ShutdownHandle) -> SubsystemFuture {
+        Box::pin((self.body)(shutdown))
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn restart_policy(&self) -> RestartPolicy {
+        self.policy.clone()
+    }
+}
+
+/// The actor that runs one [`Subsystem`]; see the module docs.
+pub struct SubsystemActor {
+    subsystem: Arc<dyn Subsystem>,
+    daemon: Arc<DaemonShutdown>,
+    incarnation: Arc<Token>,
+    running: Option<AbortOnDrop>,
+}
+
+impl fmt::Debug for SubsystemActor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubsystemActor")
+            .field("name", &self.subsystem.name())
+            .field("running", &self.running.is_some())
+            .finish()
+    }
+}
+
+impl SubsystemActor {
+    pub(crate) fn new(subsystem: Arc<dyn Subsystem>, daemon: Arc<DaemonShutdown>) -> Self {
+        SubsystemActor {
+            subsystem,
+            daemon,
+            incarnation: Arc::new(Token::default()),
+            running: None,
+        }
+    }
+}
+
+/// Sent by the `run` task to its actor when `run` has returned or panicked.
+struct RunEnded(std::result::Result<Result<()>, String>);
+
+impl Actor for SubsystemActor {
+    async fn started(&mut self, ctx: &mut Context<Self>) -> std::result::Result<(), BoxError> {
+        let handle = ShutdownHandle::for_incarnation(self.daemon.clone(), self.incarnation.clone());
+        let body = CatchUnwind(self.subsystem.run(handle));
+        let me = ctx.actor_ref().clone();
+        let task = async move {
+            let ended = body.await;
+            // The actor may be gone (aborted); then nobody is waiting.
+            let _ = me.try_tell(RunEnded(ended));
+        };
+        // Keep `run` on the actor's worker, next to the actor that owns it.
+        let executor = ctx.executor();
+        let join = match executor.current_worker() {
+            Some(worker) => executor.spawn_on(worker, task)?,
+            None => executor.spawn(task),
+        };
+        self.running = Some(AbortOnDrop(join));
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+        self.incarnation.cancel();
+        if let Some(AbortOnDrop(join)) = self.running.as_mut() {
+            // Bounded by the child's shutdown timeout: past it the
+            // supervisor aborts this actor, which drops `running`, which
+            // aborts the task.
+            let _ = join.await;
+        }
+        self.running = None;
+    }
+}
+
+impl Handler<RunEnded> for SubsystemActor {
+    type Reply = ();
+
+    async fn handle(&mut self, RunEnded(ended): RunEnded, ctx: &mut Context<Self>) {
+        let name = self.subsystem.name();
+        match ended {
+            Ok(Ok(())) => {
+                tracing::info!(subsystem = %name, "subsystem finished");
+                ctx.complete();
+            }
+            Ok(Err(err)) => {
+                tracing::error!(subsystem = %name, %err, "subsystem failed");
+                ctx.fail(err.to_string());
+            }
+            Err(panic) => {
+                tracing::error!(subsystem = %name, %panic, "subsystem panicked");
+                ctx.fail(format!("panicked: {panic}"));
+            }
+        }
+    }
+}
+
+/// A task that is aborted when its owner is dropped: a subsystem's `run`
+/// never outlives its actor.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Catches a panic in the wrapped future, giving its message.
+struct CatchUnwind(SubsystemFuture);
+
+impl Future for CatchUnwind {
+    type Output = std::result::Result<Result<()>, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+        }
+    }
+}

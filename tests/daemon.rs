@@ -1,0 +1,284 @@
+//! The daemon in-process, with signal handling off: building, typed
+//! messages to an actor spawned under `Daemon::supervisor()`, programmatic
+//! shutdown, the reverse stop order, restarts of subsystems under their
+//! policy, and the handle's reason and remaining time.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proc_daemon::prelude::*;
+use proc_daemon::{ShutdownReason, SignalConfig, SubsystemEvent, SubsystemState};
+
+/// A config with short timeouts and signals left alone.
+fn config() -> Config {
+    Config::builder()
+        .name("test-daemon")
+        .shutdown_timeout(Duration::from_secs(2))
+        .worker_threads(2)
+        .ignore_env()
+        .build()
+        .expect("a valid config")
+}
+
+fn builder() -> proc_daemon::DaemonBuilder {
+    Daemon::builder(config()).with_signal_config(SignalConfig::none())
+}
+
+/// Bounds a test's wait on the daemon.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within 20 s"))
+}
+
+struct Counter(u64);
+impl Actor for Counter {}
+struct Add(u64);
+impl Handler<Add> for Counter {
+    type Reply = u64;
+    async fn handle(&mut self, Add(n): Add, _ctx: &mut Context<Self>) -> u64 {
+        self.0 += n;
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn actors_under_the_root_supervisor_and_programmatic_shutdown() {
+    let daemon = builder()
+        .with_task("service", |mut shutdown| async move {
+            shutdown.cancelled().await;
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let counter = within(
+        "spawning a child",
+        daemon
+            .supervisor()
+            .child("counter", || Counter(0))
+            .restart(RestartPolicy::OnFailure)
+            .mailbox(daemon.mailbox_options())
+            .spawn(),
+    )
+    .await
+    .unwrap();
+    counter.tell(Add(1)).await.unwrap();
+    assert_eq!(counter.ask(Add(2)).await.unwrap(), 3);
+
+    let handle = daemon.shutdown_handle();
+    assert!(!handle.is_shutdown());
+    daemon.clone().shutdown();
+    let exit = within("run", daemon.run()).await.expect("a clean stop");
+    assert_eq!(exit.exit_code(), 0);
+    assert_eq!(
+        exit.reason(),
+        &ShutdownReason::Requested("Daemon::shutdown was called".into())
+    );
+    // Reverse start order: the actor added last stops first.
+    assert_eq!(exit.report().stopped, ["counter", "service"]);
+    assert!(handle.is_shutdown());
+    assert!(!counter.is_alive());
+    assert!(
+        counter.ask(Add(1)).await.is_err(),
+        "an ask after shutdown must fail at once"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_task_restarts_and_an_always_task_is_not_restarted_by_shutdown() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let permanent_runs = Arc::new(AtomicUsize::new(0));
+    let permanent_counted = permanent_runs.clone();
+    struct Permanent(Arc<AtomicUsize>);
+    impl Subsystem for Permanent {
+        fn run(
+            &self,
+            mut shutdown: ShutdownHandle,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                shutdown.cancelled().await;
+                Ok(())
+            })
+        }
+        fn name(&self) -> &str {
+            "permanent"
+        }
+        fn restart_policy(&self) -> RestartPolicy {
+            RestartPolicy::Always
+        }
+    }
+    let daemon = builder()
+        .with_subsystem(Permanent(permanent_counted))
+        .with_task("flaky", move |mut shutdown| {
+            let run = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if run == 0 {
+                    return Err(Error::subsystem("flaky", "first run fails"));
+                }
+                shutdown.cancelled().await;
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    within("the restart", async {
+        while runs.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    daemon.shutdown();
+    let exit = within("run", daemon.run()).await.expect("a clean stop");
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "one failure, one restart");
+    assert_eq!(
+        permanent_runs.load(Ordering::SeqCst),
+        1,
+        "a permanent subsystem returning because of shutdown must not restart"
+    );
+    assert_eq!(exit.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn cleanup_sees_the_reason_and_the_time_left() {
+    let seen = Arc::new(Mutex::new(None));
+    let record = seen.clone();
+    let daemon = builder()
+        .with_task("cleaner", move |mut shutdown| {
+            let record = record.clone();
+            async move {
+                assert_eq!(shutdown.time_remaining(), None);
+                shutdown.cancelled().await;
+                *record.lock().unwrap() = Some((shutdown.reason(), shutdown.time_remaining()));
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    daemon.request_shutdown("maintenance");
+    within("run", daemon.run()).await.unwrap();
+    let (reason, left) = seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the task saw the shutdown");
+    assert_eq!(
+        reason,
+        Some(ShutdownReason::Requested("maintenance".into()))
+    );
+    let left = left.expect("time_remaining is known during shutdown");
+    assert!(
+        left > Duration::from_millis(1500) && left <= Duration::from_secs(2),
+        "{left:?} of a 2 s graceful timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_subsystem_panic_is_a_failure_that_restarts_it() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let daemon = builder()
+        .with_task("panicky", move |mut shutdown| {
+            let run = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert!(run > 0, "first run panics");
+                shutdown.cancelled().await;
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    within("the restart", async {
+        while runs.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    daemon.shutdown();
+    within("run", daemon.run()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_health_check_restarts_a_subsystem() {
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runs = Arc::new(AtomicUsize::new(0));
+    struct Checked {
+        healthy: Arc<std::sync::atomic::AtomicBool>,
+        runs: Arc<AtomicUsize>,
+    }
+    impl Subsystem for Checked {
+        fn run(
+            &self,
+            mut shutdown: ShutdownHandle,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                shutdown.cancelled().await;
+                Ok(())
+            })
+        }
+        fn name(&self) -> &str {
+            "checked"
+        }
+        fn health_check(&self) -> Option<Box<dyn Fn() -> bool + Send + Sync>> {
+            let healthy = self.healthy.clone();
+            Some(Box::new(move || healthy.load(Ordering::SeqCst)))
+        }
+    }
+    let config = Config::builder()
+        .worker_threads(1)
+        .health_check_interval(Duration::from_millis(20))
+        .ignore_env()
+        .build()
+        .unwrap();
+    let daemon = Daemon::builder(config)
+        .with_signal_config(SignalConfig::none())
+        .with_subsystem(Checked {
+            healthy: healthy.clone(),
+            runs: runs.clone(),
+        })
+        .build()
+        .unwrap();
+    daemon.events().enable();
+    within("a restart by the health check", async {
+        while runs.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    healthy.store(true, Ordering::SeqCst);
+    daemon.shutdown();
+    let events = daemon.events().clone();
+    within("run", daemon.run()).await.unwrap();
+    let mut states = Vec::new();
+    while let Some(SubsystemEvent::StateChanged { name, state, .. }) = events.try_next_event() {
+        assert_eq!(&*name, "checked");
+        states.push(state);
+    }
+    assert!(
+        states.contains(&SubsystemState::Restarting),
+        "the failed health check showed as a restart: {states:?}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_subsystem_names_are_refused() {
+    let err = builder()
+        .with_task("twin", |_| async { Ok(()) })
+        .with_task("twin", |_| async { Ok(()) })
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("twin"), "{err}");
+}
+
+#[tokio::test]
+async fn run_twice_is_an_error_not_a_hang() {
+    let daemon = builder().build().unwrap();
+    let other = daemon.clone();
+    daemon.shutdown();
+    within("run", daemon.run()).await.unwrap();
+    let err = within("second run", other.run()).await.unwrap_err();
+    assert!(err.to_string().contains("already"), "{err}");
+}

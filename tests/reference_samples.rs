@@ -1,0 +1,248 @@
+//! The API reference's daemon samples, written as in the reference, run
+//! against this crate and stopped with real signals sent to this test
+//! process. One test function runs them in turn: signals are
+//! process-wide, so nothing else may run beside them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use proc_daemon::prelude::{Actor, Context, Handler};
+use proc_daemon::{Reload, SignalConfig};
+
+/// Sends `signal` to this process every 100 ms until dropped. Repeating
+/// covers a daemon whose listeners register after the first one.
+struct Pester {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pester {
+    fn start(signal: libc::c_int, after: Duration) -> Pester {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(after);
+            while !flag.load(Ordering::SeqCst) {
+                // SAFETY: kill(2) on our own pid with a valid signal; the
+                // test registered a handler for it first (see `guard`).
+                unsafe { libc::kill(libc::getpid(), signal) };
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Pester {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Pester {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within 30 s"))
+}
+
+// ---- "Daemon Builder" ------------------------------------------------------
+
+async fn builder_sample() -> proc_daemon::Result<()> {
+    use proc_daemon::{Config, Daemon};
+    use std::time::Duration;
+
+    let config = Config::builder()
+        .name("my-daemon")
+        .shutdown_timeout(Duration::from_secs(30))
+        .enable_metrics(true)
+        .build()?;
+
+    let _daemon = Daemon::builder(config)
+        .with_task("main_service", |_shutdown| {
+            Box::pin(async move {
+                // Your async service code
+                Ok(())
+            })
+        })
+        .run()
+        .await?;
+    Ok(())
+}
+
+// ---- "Simple Subsystem" and "Using with Daemon" ----------------------------
+
+use proc_daemon::{RestartPolicy, Result, ShutdownHandle, Subsystem};
+
+static MY_SERVICE_STOPPED: AtomicUsize = AtomicUsize::new(0);
+
+struct MyService {
+    name: String,
+}
+
+impl Subsystem for MyService {
+    fn run(
+        &self,
+        mut shutdown: ShutdownHandle,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+        let name = self.name.clone();
+        Box::pin(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        tracing::info!("service {} shutting down", name);
+                        MY_SERVICE_STOPPED.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                        tracing::info!("service {} working", name);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn restart_policy(&self) -> RestartPolicy {
+        RestartPolicy::OnFailure
+    }
+
+    fn health_check(&self) -> Option<Box<dyn Fn() -> bool + Send + Sync>> {
+        Some(Box::new(|| {
+            // Simple health check
+            true
+        }))
+    }
+}
+
+async fn subsystem_sample(config: proc_daemon::Config) -> Result<()> {
+    use proc_daemon::Daemon;
+    let _daemon = Daemon::builder(config)
+        .with_subsystem(MyService {
+            name: "worker".into(),
+        })
+        .run()
+        .await?;
+    Ok(())
+}
+
+// ---- "Error Handling" -------------------------------------------------------
+
+async fn error_handling_main() -> proc_daemon::Result<()> {
+    use proc_daemon::{Config, Daemon};
+    let config = Config::new()?;
+    Daemon::builder(config).run().await?;
+    Ok(())
+}
+
+// ---- SIGHUP and SIGUSR1 -------------------------------------------------------
+
+struct ReloadCounter(Arc<AtomicUsize>);
+impl Actor for ReloadCounter {}
+impl Handler<Reload> for ReloadCounter {
+    type Reply = ();
+    async fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_samples_run_and_stop_on_signals() {
+    // Handle SIGTERM/SIGHUP/SIGUSR1 in this process before anything sends
+    // them, so an early one cannot kill the test.
+    let mut guard_term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    let _guard_hup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let _guard_usr1 =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).unwrap();
+
+    {
+        let _term = Pester::start(libc::SIGTERM, Duration::from_millis(200));
+        within("the builder sample", builder_sample())
+            .await
+            .expect("a clean stop");
+    }
+    {
+        let _term = Pester::start(libc::SIGTERM, Duration::from_millis(200));
+        let config = proc_daemon::Config::builder()
+            .health_check_interval(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        within("the subsystem sample", subsystem_sample(config))
+            .await
+            .expect("a clean stop");
+        assert_eq!(
+            MY_SERVICE_STOPPED.load(Ordering::SeqCst),
+            1,
+            "cancelled once, not restarted"
+        );
+    }
+    {
+        let _term = Pester::start(libc::SIGTERM, Duration::from_millis(200));
+        within("the error-handling main", error_handling_main())
+            .await
+            .expect("a clean stop");
+    }
+    {
+        // SIGHUP reaches reload subscribers and never stops the daemon;
+        // SIGUSR1 runs its handler.
+        let usr1 = Arc::new(AtomicUsize::new(0));
+        let usr1_seen = usr1.clone();
+        let daemon = proc_daemon::Daemon::builder(proc_daemon::Config::new().unwrap())
+            .with_signal_config(SignalConfig::new().on_sigusr1(move || {
+                usr1_seen.fetch_add(1, Ordering::SeqCst);
+            }))
+            .build()
+            .unwrap();
+        let reloads = Arc::new(AtomicUsize::new(0));
+        let counter = within(
+            "spawning the subscriber",
+            daemon
+                .supervisor()
+                .child("reload-counter", {
+                    let reloads = reloads.clone();
+                    move || ReloadCounter(reloads.clone())
+                })
+                .spawn(),
+        )
+        .await
+        .unwrap();
+        daemon.subscribe_reload(counter.recipient());
+        for signal in [libc::SIGHUP, libc::SIGHUP, libc::SIGHUP, libc::SIGUSR1] {
+            // SAFETY: as in `Pester`.
+            unsafe { libc::kill(libc::getpid(), signal) };
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        within("three reloads and a SIGUSR1", async {
+            while reloads.load(Ordering::SeqCst) < 3 || usr1.load(Ordering::SeqCst) < 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(
+            !daemon.shutdown_handle().is_shutdown(),
+            "SIGHUP started a shutdown"
+        );
+        let _term = Pester::start(libc::SIGTERM, Duration::ZERO);
+        let exit = within("run", daemon.run()).await.expect("a clean stop");
+        assert_eq!(
+            exit.reason(),
+            &proc_daemon::ShutdownReason::Signal(proc_daemon::signal::Signal::Terminate)
+        );
+    }
+    // The guard saw the signals too; drain it so nothing is left pending.
+    let _ = tokio::time::timeout(Duration::from_millis(10), guard_term.recv()).await;
+}
