@@ -76,6 +76,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,7 +84,7 @@ use proc_daemon_actors::events::EventBus;
 use proc_daemon_actors::executor::{ABORT_GRACE, Executor, JoinHandle};
 use proc_daemon_actors::mailbox::{Backend, Capacity};
 use proc_daemon_actors::prelude::*;
-use proc_daemon_actors::spawn::{SpawnOptions, spawn_with};
+use proc_daemon_actors::spawn::{SpawnOptions, spawn_on};
 use proc_daemon_actors::supervision::{
     DEFAULT_HEALTH_CHECK_FAILURES, Drain, DrainReport, Escalation,
 };
@@ -102,6 +103,12 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_FORCED: i32 = 2;
 /// Exit code: the kill timeout was reached.
 pub const EXIT_KILLED: i32 = 3;
+
+/// The worker that runs the daemon's root actor, its root supervisor and
+/// its signal listeners. Keeping them together means a signal, the drain
+/// it starts and the report that ends it pass between tasks on one thread,
+/// with no cross-thread wake-up on the way out.
+const CONTROL_WORKER: usize = 0;
 
 /// How many subsystem events the daemon's ring keeps for
 /// [`Daemon::events`] polling before it counts drops.
@@ -230,9 +237,18 @@ impl DaemonBuilder {
 
         let shutdown = DaemonShutdown::new();
         let events = Arc::new(EventBus::new(EVENT_RING_CAPACITY));
-        let kill = KillSwitch::new(pid_file.as_ref());
-        let actor = spawn_with(
+        let kill = KillSwitch::start(pid_file.as_ref())?;
+        let signal_listeners = Arc::new(Mutex::new(Vec::new()));
+        let spawn_failed = |err| {
+            Error::io(
+                "start the daemon's root actor",
+                None,
+                std::io::Error::other(err),
+            )
+        };
+        let actor = spawn_on(
             &executor,
+            CONTROL_WORKER,
             DaemonActor {
                 config: config.clone(),
                 root: None,
@@ -243,13 +259,17 @@ impl DaemonBuilder {
                 finish: None,
                 kill: kill.clone(),
                 force_timer: None,
+                events: events.clone(),
+                signal_listeners: signal_listeners.clone(),
             },
             SpawnOptions::default().capacity(Capacity::Unbounded),
-        );
+        )
+        .map_err(spawn_failed)?;
         let root = Supervisor::builder()
             .events(events.clone())
             .escalate_to(actor.clone().recipient())
-            .spawn(&executor);
+            .spawn_on(&executor, CONTROL_WORKER)
+            .map_err(spawn_failed)?;
         let (finish_tx, finish_rx) = tokio::sync::oneshot::channel();
         let daemon_actor = actor.clone();
         let attach_root = root.clone();
@@ -274,6 +294,7 @@ impl DaemonBuilder {
         let deliver_to = actor.clone();
         let listeners = signal::listen(
             &executor,
+            CONTROL_WORKER,
             &signals,
             Arc::new(move |signal| {
                 let _ = deliver_to.try_tell(SignalReceived(signal));
@@ -289,7 +310,7 @@ impl DaemonBuilder {
                 events,
                 finish: Mutex::new(Some(finish_rx)),
                 pid_file: Mutex::new(pid_file),
-                signal_listeners: Mutex::new(Vec::new()),
+                signal_listeners,
                 kill,
             }),
         };
@@ -325,8 +346,15 @@ struct Inner {
     events: Arc<EventBus>,
     finish: Mutex<Option<tokio::sync::oneshot::Receiver<Finish>>>,
     pid_file: Mutex<Option<PidFile>>,
-    signal_listeners: Mutex<Vec<JoinHandle<()>>>,
+    signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
     kill: Arc<KillSwitch>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A daemon dropped without `run` (or after it) ends its kill timer.
+        self.kill.disarm();
+    }
 }
 
 impl fmt::Debug for Daemon {
@@ -422,36 +450,43 @@ impl Daemon {
                 "Daemon::run was already called on this daemon",
             ));
         };
-        let finish = finish.await.unwrap_or_else(|_| Finish {
-            reason: ShutdownReason::Escalated("the daemon's root actor ended unexpectedly".into()),
-            began: Instant::now(),
-            force_at: Instant::now(),
-            report: DrainReport::default(),
-            forced: true,
-            escalation: None,
+        let finish = finish.await.unwrap_or_else(|_| {
+            // The root actor died without finishing: nothing armed the
+            // kill stage or began the force stage.
+            let now = Instant::now();
+            let shutdown = &self.inner.config.shutdown;
+            self.inner.kill.arm(
+                now + Duration::from_millis(shutdown.force_timeout_ms) + ABORT_GRACE,
+                now + Duration::from_millis(shutdown.kill_timeout_ms),
+            );
+            Finish {
+                reason: ShutdownReason::Escalated(
+                    "the daemon's root actor ended unexpectedly".into(),
+                ),
+                began: now,
+                report: DrainReport::default(),
+                forced: true,
+                escalation: None,
+            }
         });
-        // The force stage for what is left outside the tree: listeners
-        // first (they never end by themselves), then every other task,
-        // which may run until the force deadline. Event subscriptions end
-        // now (the tree is gone), so a task looping on one finishes.
-        for listener in lock(&self.inner.signal_listeners).drain(..) {
-            listener.abort();
-        }
-        self.inner.events.close_subscriptions();
+        // The root actor has already told the workers to finish by the
+        // force deadline (see `DaemonActor::finish_now`); they wind down
+        // while this task is being woken.
         let executor = self.inner.executor.clone();
-        let remaining = if finish.forced {
-            Duration::ZERO
-        } else {
-            finish.force_at.saturating_duration_since(Instant::now())
-        };
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("daemon-shutdown".into())
-            .spawn(move || {
-                let _ = done_tx.send(executor.shutdown(remaining));
-            })
-            .map_err(|err| Error::io("start the shutdown thread", None, err))?;
-        let executor_report = done_rx.await.ok().and_then(|report| report.ok());
+        // Only needed if the root actor died without finishing; otherwise
+        // it has begun already and this is a no-op.
+        let _ = executor.begin_shutdown(Duration::ZERO);
+        if !executor.workers_exited() {
+            // Wait without blocking the caller's runtime, until the workers
+            // exit or the kill timer says they are stuck.
+            tokio::select! {
+                () = executor.workers_exited_async() => {}
+                () = self.inner.kill.gave_up() => {}
+            }
+        }
+        // Now it does not block on the workers: they have exited, or the
+        // wait is past its deadline.
+        let executor_report = executor.wait_shutdown().ok();
         let aborted_tasks = executor_report.as_ref().map_or(0, |r| r.aborted_tasks);
         if aborted_tasks > 0 {
             tracing::warn!(
@@ -518,6 +553,7 @@ impl Daemon {
                     };
                     let mut child = root
                         .child(name.clone(), factory)
+                        .on_worker(CONTROL_WORKER)
                         .restart(policy)
                         .shutdown_timeout(graceful)
                         .mailbox(options);
@@ -617,6 +653,8 @@ pub struct DaemonActor {
     finish: Option<tokio::sync::oneshot::Sender<Finish>>,
     kill: Arc<KillSwitch>,
     force_timer: Option<JoinHandle<()>>,
+    events: Arc<EventBus>,
+    signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl fmt::Debug for DaemonActor {
@@ -643,7 +681,6 @@ enum Phase {
 struct Finish {
     reason: ShutdownReason,
     began: Instant,
-    force_at: Instant,
     report: DrainReport,
     forced: bool,
     escalation: Option<String>,
@@ -784,7 +821,7 @@ impl DaemonActor {
             force_at,
             escalation,
         };
-        self.kill.arm(kill_at);
+        self.kill.arm(force_at + ABORT_GRACE, kill_at);
         // Stage 1. The drain is queued at the root before any handle is
         // cancelled, so a subsystem that returns because of the
         // cancellation is never restarted: its exit report queues behind
@@ -831,71 +868,163 @@ impl DaemonActor {
             .shutdown
             .reason()
             .unwrap_or_else(|| ShutdownReason::Requested("unknown".into()));
+        // The force stage for what is left outside the tree: the listeners
+        // first (they never end by themselves), then every other task, which
+        // may run until the force deadline (at once if forced). Event
+        // subscriptions end now that the tree is gone, so a task looping on
+        // one finishes.
+        for listener in lock(&self.signal_listeners).drain(..) {
+            listener.abort();
+        }
+        self.events.close_subscriptions();
+        let remaining = if forced {
+            Duration::ZERO
+        } else {
+            force_at.saturating_duration_since(Instant::now())
+        };
         if let Some(finish) = self.finish.take() {
             let _ = finish.send(Finish {
                 reason,
                 began,
-                force_at,
                 report,
                 forced,
                 escalation,
             });
+        }
+        // This actor ends after this handler; the workers then wind down
+        // while `run` is being woken.
+        if let Err(err) = ctx.executor().begin_shutdown(remaining) {
+            tracing::warn!(%err, "the executor was already shutting down");
         }
         ctx.stop();
     }
 }
 
 /// The kill stage: a thread that exits the process at the kill deadline
-/// unless `run` finished first. Not started until shutdown begins, so an
-/// idle daemon has no such thread.
+/// unless `run` finished first.
+///
+/// It also marks the moment to stop waiting for workers: the force
+/// deadline plus [`ABORT_GRACE`]. A worker that has not exited by then is
+/// stuck in blocking code; `run` reports it and returns, and the process
+/// exit takes the thread with it.
 struct KillSwitch {
-    disarmed: Mutex<bool>,
+    state: Mutex<KillState>,
     wake: Condvar,
+    gave_up_waiting: AtomicBool,
+    give_up: tokio::sync::Notify,
     pid_file: Option<(PathBuf, (u64, u64))>,
 }
 
+/// Where the kill timer is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillState {
+    /// Shutdown has not begun: the thread waits, with no timeout.
+    Idle,
+    /// Shutdown has begun: give up waiting for workers at the first
+    /// instant, exit the process at the second.
+    Armed {
+        give_up_at: Instant,
+        kill_at: Instant,
+    },
+    /// `run` finished: the thread ends.
+    Disarmed,
+}
+
 impl KillSwitch {
-    fn new(pid_file: Option<&PidFile>) -> Arc<Self> {
-        Arc::new(KillSwitch {
-            disarmed: Mutex::new(false),
+    /// Starts the kill timer's thread, idle. It is started with the daemon,
+    /// not when shutdown begins, so that starting a thread (a few hundred
+    /// microseconds on a small VM) is not on the way out. While idle it
+    /// waits on a condition variable with no timeout: no wake-ups.
+    fn start(pid_file: Option<&PidFile>) -> Result<Arc<Self>> {
+        let switch = Arc::new(KillSwitch {
+            state: Mutex::new(KillState::Idle),
             wake: Condvar::new(),
+            gave_up_waiting: AtomicBool::new(false),
+            give_up: tokio::sync::Notify::new(),
             pid_file: pid_file.map(|p| (p.path().to_owned(), p.identity())),
-        })
+        });
+        let me = switch.clone();
+        std::thread::Builder::new()
+            .name("daemon-kill-timer".into())
+            .spawn(move || me.watch())
+            .map_err(|err| Error::io("start the kill-stage timer thread", None, err))?;
+        Ok(switch)
     }
 
-    fn arm(self: &Arc<Self>, kill_at: Instant) {
-        let me = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("daemon-kill-timer".into())
-            .spawn(move || {
-                let guard = lock(&me.disarmed);
-                let (guard, _) = me
-                    .wake
-                    .wait_timeout_while(
-                        guard,
-                        kill_at.saturating_duration_since(Instant::now()),
-                        |disarmed| !*disarmed && Instant::now() < kill_at,
-                    )
-                    .unwrap_or_else(|p| p.into_inner());
-                if *guard {
-                    return;
+    fn watch(&self) {
+        let mut state = lock(&self.state);
+        let (give_up_at, kill_at) = loop {
+            match *state {
+                KillState::Idle => {
+                    state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
                 }
-                tracing::error!(
-                    code = EXIT_KILLED,
-                    "kill timeout reached; exiting with work still running"
-                );
-                if let Some((path, identity)) = &me.pid_file {
-                    PidFile::remove(path, *identity);
-                }
-                std::process::exit(EXIT_KILLED);
-            });
-        if let Err(err) = spawned {
-            tracing::error!(%err, "could not start the kill-stage timer; the kill timeout will not be enforced");
+                KillState::Armed {
+                    give_up_at,
+                    kill_at,
+                } => break (give_up_at, kill_at),
+                KillState::Disarmed => return,
+            }
+        };
+        drop(state);
+        if !self.sleep_until(give_up_at) {
+            return;
+        }
+        self.gave_up_waiting.store(true, Ordering::Release);
+        self.give_up.notify_waiters();
+        if !self.sleep_until(kill_at) {
+            return;
+        }
+        tracing::error!(
+            code = EXIT_KILLED,
+            "kill timeout reached; exiting with work still running"
+        );
+        if let Some((path, identity)) = &self.pid_file {
+            PidFile::remove(path, *identity);
+        }
+        std::process::exit(EXIT_KILLED);
+    }
+
+    /// Starts the countdown (only the first call counts).
+    fn arm(&self, give_up_at: Instant, kill_at: Instant) {
+        let mut state = lock(&self.state);
+        if *state == KillState::Idle {
+            *state = KillState::Armed {
+                give_up_at,
+                kill_at,
+            };
+            self.wake.notify_all();
+        }
+    }
+
+    /// Sleeps until `deadline`; false if disarmed first.
+    fn sleep_until(&self, deadline: Instant) -> bool {
+        let guard = lock(&self.state);
+        let (guard, _) = self
+            .wake
+            .wait_timeout_while(
+                guard,
+                deadline.saturating_duration_since(Instant::now()),
+                |state| *state != KillState::Disarmed && Instant::now() < deadline,
+            )
+            .unwrap_or_else(|p| p.into_inner());
+        *guard != KillState::Disarmed
+    }
+
+    /// Resolves once waiting for the workers should stop.
+    async fn gave_up(&self) {
+        loop {
+            let notified = self.give_up.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.gave_up_waiting.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
         }
     }
 
     fn disarm(&self) {
-        *lock(&self.disarmed) = true;
+        *lock(&self.state) = KillState::Disarmed;
         self.wake.notify_all();
     }
 }

@@ -218,11 +218,13 @@ impl SignalConfig {
     }
 }
 
-/// Starts one listener task per handled signal; each calls `deliver` for
-/// every arrival. Returns once every listener is registered with the
-/// kernel, so a signal sent after this returns is never missed.
+/// Starts one listener task per handled signal, on worker `worker`; each
+/// calls `deliver` for every arrival. Returns once every listener is
+/// registered with the kernel, so a signal sent after this returns is never
+/// missed.
 pub(crate) fn listen(
     executor: &Executor,
+    worker: usize,
     config: &SignalConfig,
     deliver: Arc<dyn Fn(Signal) + Send + Sync>,
 ) -> Result<Vec<JoinHandle<()>>> {
@@ -230,7 +232,7 @@ pub(crate) fn listen(
     for signal in Signal::ALL.into_iter().filter(|&s| config.handles(s)) {
         let (registered, wait) = std::sync::mpsc::sync_channel(1);
         let deliver = deliver.clone();
-        listeners.push(executor.spawn(async move {
+        let listener = executor.spawn_on(worker, async move {
             // The stream is created and polled in the same task: tokio ties
             // it to the runtime (the worker) that created it.
             let mut stream = match tokio::signal::unix::signal(signal.kind()) {
@@ -246,7 +248,14 @@ pub(crate) fn listen(
             while stream.recv().await.is_some() {
                 deliver(signal);
             }
-        }));
+        });
+        listeners.push(listener.map_err(|err| {
+            Error::io(
+                format!("start the {signal} listener"),
+                None,
+                std::io::Error::other(err),
+            )
+        })?);
         match wait.recv() {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {

@@ -163,13 +163,9 @@ impl Actor for SubsystemActor {
             // The actor may be gone (aborted); then nobody is waiting.
             let _ = me.try_tell(RunEnded(ended));
         };
-        // Keep `run` on the actor's worker, next to the actor that owns it.
-        let executor = ctx.executor();
-        let join = match executor.current_worker() {
-            Some(worker) => executor.spawn_on(worker, task)?,
-            None => executor.spawn(task),
-        };
-        self.running = Some(AbortOnDrop(join));
+        // The actor is bookkeeping and lives on the daemon's control
+        // worker; the body, which does the work, is placed round-robin.
+        self.running = Some(AbortOnDrop(ctx.executor().spawn(task)));
         Ok(())
     }
 

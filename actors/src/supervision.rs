@@ -194,6 +194,21 @@ impl SupervisorBuilder {
     pub fn spawn(&self, executor: &Executor) -> ActorRef<Supervisor> {
         spawn_supervisor(executor, self.build())
     }
+
+    /// As [`spawn`](Self::spawn), on worker `worker`: next to the actor it
+    /// escalates to, so that the messages between them stay on one core.
+    pub fn spawn_on(
+        &self,
+        executor: &Executor,
+        worker: usize,
+    ) -> Result<ActorRef<Supervisor>, crate::executor::SpawnError> {
+        crate::spawn::spawn_on(
+            executor,
+            worker,
+            self.build(),
+            SpawnOptions::default().capacity(Capacity::Unbounded),
+        )
+    }
 }
 
 /// Starts `supervisor` with the mailbox a supervisor needs: unbounded, so
@@ -371,6 +386,8 @@ struct TypedRunner<A: Actor> {
     factory: Box<dyn FnMut() -> A + Send>,
     me: ActorRef<A>,
     slot: Arc<Mutex<InboxSlot<A>>>,
+    /// The worker every incarnation runs on; round-robin if `None`.
+    worker: Option<usize>,
 }
 
 /// The mailboxes, held here between incarnations and by the running
@@ -434,7 +451,7 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
         let slot = self.slot.clone();
         let me = self.me.clone();
         let exec = executor.clone();
-        executor.spawn(async move {
+        let incarnation = async move {
             let reason = match made {
                 Err(payload) => StopReason::Panicked {
                     message: format!(
@@ -463,7 +480,21 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
             // The supervisor may be gone; then nobody restarts anything.
             let _ = supervisor.try_tell(exited);
             reason
-        })
+        };
+        match self.worker {
+            Some(worker) if worker < executor.worker_count() => executor
+                .spawn_on(worker, incarnation)
+                .expect("the worker index was checked"),
+            Some(worker) => {
+                tracing::warn!(
+                    worker,
+                    workers = executor.worker_count(),
+                    "the child's worker does not exist; placing it round-robin"
+                );
+                executor.spawn(incarnation)
+            }
+            None => executor.spawn(incarnation),
+        }
     }
 
     fn end_incarnation(&self, generation: u64) {
@@ -508,6 +539,7 @@ pub struct ChildBuilder<'a, A: Actor> {
     backoff_reset_after: Duration,
     options: SpawnOptions,
     health: Option<HealthCheck>,
+    worker: Option<usize>,
 }
 
 impl<A: Actor> fmt::Debug for ChildBuilder<'_, A> {
@@ -538,6 +570,14 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
     /// (default [`DEFAULT_BACKOFF_RESET_AFTER`]).
     pub fn backoff_reset_after(mut self, stable: Duration) -> Self {
         self.backoff_reset_after = stable;
+        self
+    }
+
+    /// Runs every incarnation on worker `worker` of the supervisor's
+    /// executor, instead of the round-robin placement. An index past the
+    /// executor's workers falls back to round-robin, with a warning.
+    pub fn on_worker(mut self, worker: usize) -> Self {
+        self.worker = Some(worker);
         self
     }
 
@@ -597,6 +637,7 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
                     inboxes: Some(inboxes),
                     closed: false,
                 })),
+                worker: self.worker,
             }),
             policy: self.policy,
             shutdown_timeout: self.shutdown_timeout,
@@ -632,6 +673,7 @@ impl ActorRef<Supervisor> {
             backoff_reset_after: DEFAULT_BACKOFF_RESET_AFTER,
             options: SpawnOptions::default(),
             health: None,
+            worker: None,
         }
     }
 }

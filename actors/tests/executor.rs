@@ -568,3 +568,45 @@ fn refused_pinning_is_logged_once_and_the_worker_runs_unpinned() {
         "{text}"
     );
 }
+
+#[test]
+fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
+    let executor = Executor::builder().worker_threads(2).build().unwrap();
+    assert!(matches!(
+        executor.wait_shutdown(),
+        Err(ShutdownError::NotStarted)
+    ));
+    // A task that outlives the call to begin_shutdown: it gets until the
+    // deadline, and the workers exit once it is done.
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = finished.clone();
+    let on_worker = executor.clone();
+    executor
+        .spawn(async move {
+            drop(on_worker.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                flag.store(true, Ordering::SeqCst);
+            }));
+            on_worker.begin_shutdown(Duration::from_secs(5)).unwrap();
+            assert!(matches!(
+                on_worker.begin_shutdown(Duration::from_secs(5)),
+                Err(ShutdownError::AlreadyShutDown)
+            ));
+        })
+        .join()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), executor.workers_exited_async())
+            .await
+            .expect("the workers exit once their last task is done");
+    });
+    assert!(finished.load(Ordering::SeqCst), "the task ran to its end");
+    assert!(executor.workers_exited());
+    let report = executor.wait_shutdown().unwrap();
+    assert_eq!(report.aborted_tasks, 0);
+    assert!(report.stuck_workers.is_empty());
+}

@@ -210,6 +210,7 @@ impl ExecutorBuilder {
         let blocking = BlockingPool::new(&self.thread_name, self.max_blocking_threads)
             .map_err(ExecutorError::Runtime)?;
         let (exits_tx, exits_rx) = mpsc::channel();
+        let exit_notify = Arc::new(tokio::sync::Notify::new());
         let pin_refusal_logged = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(worker_count);
         let mut startups = Vec::with_capacity(worker_count);
@@ -240,6 +241,7 @@ impl ExecutorBuilder {
                 exit: ExitGuard {
                     index,
                     exits: exits_tx.clone(),
+                    exited: exit_notify.clone(),
                 },
             };
             let thread = std::thread::Builder::new()
@@ -280,6 +282,7 @@ impl ExecutorBuilder {
                 }),
             }
         }
+        let exited = Mutex::new(vec![false; workers.len()]);
         Ok(Executor {
             inner: Arc::new(Inner {
                 id,
@@ -289,6 +292,9 @@ impl ExecutorBuilder {
                 numa_aware: self.numa_aware,
                 accepting: AtomicBool::new(true),
                 exits: Mutex::new(exits_rx),
+                exited,
+                exit_notify,
+                shutdown_window: Mutex::new(None),
                 blocking,
                 topology,
             }),
@@ -366,6 +372,10 @@ pub enum ShutdownError {
     /// Another call already shut the executor down.
     #[error("the executor is already shut down")]
     AlreadyShutDown,
+    /// [`Executor::wait_shutdown`] was called before
+    /// [`Executor::begin_shutdown`].
+    #[error("Executor::wait_shutdown was called before Executor::begin_shutdown")]
+    NotStarted,
 }
 
 /// What [`Executor::shutdown`] did.
@@ -399,6 +409,12 @@ struct Inner {
     accepting: AtomicBool,
     /// Each worker thread sends its index here as it exits.
     exits: Mutex<mpsc::Receiver<usize>>,
+    /// Which workers have exited, from `exits`.
+    exited: Mutex<Vec<bool>>,
+    /// Notified by each worker as it exits, after its `exits` send.
+    exit_notify: Arc<tokio::sync::Notify>,
+    /// When shutdown began, and its deadline.
+    shutdown_window: Mutex<Option<(Instant, Instant)>>,
     blocking: BlockingPool,
     topology: Topology,
 }
@@ -532,11 +548,30 @@ impl Executor {
     /// it through `spawn_blocking` (of another runtime). See
     /// [`ShutdownReport`] for what it reports.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport, ShutdownError> {
+        self.begin_shutdown(timeout)?;
+        if let Some(worker) = self.current_worker() {
+            self.inner.blocking.shutdown(Duration::ZERO);
+            return Err(ShutdownError::CalledFromOwnWorker { worker });
+        }
+        self.wait_shutdown()
+    }
+
+    /// The first half of [`shutdown`](Self::shutdown), which never blocks
+    /// and may be called from a task on a worker: stops accepting tasks and
+    /// tells every worker to finish its tasks by `timeout` from now, then
+    /// exit. Finish with [`wait_shutdown`](Self::wait_shutdown) from a
+    /// thread of its own.
+    ///
+    /// A daemon calls this from its root actor the moment its tree has
+    /// stopped, so that the workers wind down while the thread that will
+    /// wait for them is still being woken.
+    pub fn begin_shutdown(&self, timeout: Duration) -> Result<(), ShutdownError> {
         let started = Instant::now();
         if !self.inner.accepting.swap(false, Ordering::AcqRel) {
             return Err(ShutdownError::AlreadyShutDown);
         }
         let deadline = started + timeout;
+        *lock(&self.inner.shutdown_window) = Some((started, deadline));
         for worker in &self.inner.workers {
             let stop = lock(&worker.stop).take();
             if let Some(stop) = stop {
@@ -545,13 +580,61 @@ impl Executor {
                 let _ = stop.send(deadline);
             }
         }
+        Ok(())
+    }
+
+    /// Whether every worker has exited after
+    /// [`begin_shutdown`](Self::begin_shutdown), without waiting: then
+    /// [`wait_shutdown`](Self::wait_shutdown) returns without blocking on
+    /// the workers.
+    pub fn workers_exited(&self) -> bool {
+        let exits = lock(&self.inner.exits);
+        let mut exited = lock(&self.inner.exited);
+        while let Ok(index) = exits.try_recv() {
+            exited[index] = true;
+        }
+        exited.iter().all(|&done| done)
+    }
+
+    /// Resolves once every worker has exited (see
+    /// [`workers_exited`](Self::workers_exited)): an async way to wait for
+    /// the workers after [`begin_shutdown`](Self::begin_shutdown), from
+    /// any runtime, without blocking a thread. It does not time out: a
+    /// worker stuck in blocking code never exits, so race it against a
+    /// deadline of your own.
+    pub async fn workers_exited_async(&self) {
+        loop {
+            let notified = self.inner.exit_notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so an exit in between wakes it.
+            notified.as_mut().enable();
+            if self.workers_exited() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The second half of [`shutdown`](Self::shutdown): waits for the
+    /// workers to exit (aborting what runs at the deadline), joins them and
+    /// stops the blocking pool. Blocks the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownError::NotStarted`] before
+    /// [`begin_shutdown`](Self::begin_shutdown);
+    /// [`ShutdownError::CalledFromOwnWorker`] from a worker of this
+    /// executor.
+    pub fn wait_shutdown(&self) -> Result<ShutdownReport, ShutdownError> {
+        let Some((started, deadline)) = *lock(&self.inner.shutdown_window) else {
+            return Err(ShutdownError::NotStarted);
+        };
         if let Some(worker) = self.current_worker() {
-            self.inner.blocking.shutdown(Duration::ZERO);
             return Err(ShutdownError::CalledFromOwnWorker { worker });
         }
-        let mut exited = vec![false; self.inner.workers.len()];
-        {
+        let mut exited = {
             let exits = lock(&self.inner.exits);
+            let mut exited = lock(&self.inner.exited);
             let give_up = deadline + ABORT_GRACE;
             while exited.iter().any(|done| !done) {
                 let wait = give_up.saturating_duration_since(Instant::now());
@@ -560,10 +643,11 @@ impl Executor {
                     Err(_) => break,
                 }
             }
-        }
+            exited.clone()
+        };
         let mut aborted_tasks = 0;
         let mut stuck_workers = Vec::new();
-        for (worker, exited) in self.inner.workers.iter().zip(exited) {
+        for (worker, exited) in self.inner.workers.iter().zip(exited.drain(..)) {
             let thread = lock(&worker.thread).take();
             if exited {
                 if let Some(thread) = thread {

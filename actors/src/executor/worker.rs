@@ -428,12 +428,15 @@ pub struct WorkerInfo {
 pub(crate) struct ExitGuard {
     pub(crate) index: usize,
     pub(crate) exits: mpsc::Sender<usize>,
+    /// Wakes async waiters (`Executor::workers_exited_async`).
+    pub(crate) exited: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         // The executor may be gone; then nobody is waiting.
         let _ = self.exits.send(self.index);
+        self.exited.notify_waiters();
     }
 }
 

@@ -1,0 +1,333 @@
+//! SIGTERM to process exit, and idle CPU and wake-ups, for a daemon with 10
+//! idle subsystems: proc-daemon, the proc-daemon 1.x crate (`upstream`,
+//! 1.1.3), and a bare tokio process that SIGTERM's default action kills
+//! (the floor). Every process is a fresh copy of this binary in one role,
+//! and the roles are interleaved round by round, so drift on a noisy
+//! machine hits them alike.
+//!
+//! ```text
+//! cargo bench -p proc-daemon-benches --bench daemon_exit
+//! cargo bench -p proc-daemon-benches --bench daemon_exit -- --rounds 50 --idle-seconds 10
+//! ```
+//!
+//! Exit time is measured by the parent from `kill(SIGTERM)` to `waitpid`
+//! returning, so it includes the kernel's teardown of the process, which
+//! every role pays. Before the signal, each daemon has printed `ready`
+//! from inside all 10 of its subsystems, and the parent waits 50 ms more
+//! so that signal handlers are certainly installed.
+//!
+//! Idle cost: after 1 s of settling, the parent sums over every thread of
+//! the child the CPU time from `/proc/PID/task/*/schedstat` and the
+//! voluntary and involuntary context switches from
+//! `/proc/PID/task/*/status`, waits `--idle-seconds`, and sums again. A
+//! voluntary switch is a thread going to sleep, so after a wake-up: the
+//! difference counts wake-ups.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROLE: &str = "DAEMON_EXIT_ROLE";
+const SUBSYSTEMS: usize = 10;
+/// The health-check interval of the "health checks on" role.
+const HEALTH_INTERVAL_MS: u64 = 1000;
+
+fn main() {
+    match std::env::var(ROLE) {
+        Ok(role) => run_role(&role),
+        Err(_) => drive(),
+    }
+}
+
+// ---- the children -----------------------------------------------------------
+
+fn say_ready(index: usize) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready {index}");
+    let _ = out.flush();
+}
+
+fn run_role(role: &str) {
+    match role {
+        "proc-daemon" | "proc-daemon-health" => ours(role == "proc-daemon-health"),
+        "upstream" => upstream_daemon(),
+        "bare-tokio" => bare_tokio(),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// An idle subsystem of ours, with a health check that passes.
+struct Idle {
+    name: String,
+    index: usize,
+}
+
+impl proc_daemon::Subsystem for Idle {
+    fn run(
+        &self,
+        mut shutdown: proc_daemon::ShutdownHandle,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = proc_daemon::Result<()>> + Send>> {
+        let index = self.index;
+        Box::pin(async move {
+            say_ready(index);
+            shutdown.cancelled().await;
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn health_check(&self) -> Option<Box<dyn Fn() -> bool + Send + Sync>> {
+        Some(Box::new(|| true))
+    }
+}
+
+fn ours(health_checks: bool) {
+    let config = proc_daemon::Config::builder()
+        .name("bench")
+        .log_level(proc_daemon::LogLevel::Warn)
+        .health_checks(health_checks)
+        .health_check_interval(Duration::from_millis(HEALTH_INTERVAL_MS))
+        .ignore_env()
+        .build()
+        .expect("config");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let code = runtime.block_on(async move {
+        let mut builder = proc_daemon::Daemon::builder(config);
+        for index in 0..SUBSYSTEMS {
+            builder = builder.with_subsystem(Idle {
+                name: format!("idle-{index}"),
+                index,
+            });
+        }
+        match builder.run().await {
+            Ok(exit) => exit.exit_code(),
+            Err(err) => err.exit_code(),
+        }
+    });
+    std::process::exit(code);
+}
+
+fn upstream_daemon() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let result = runtime.block_on(async {
+        let config = upstream::Config::builder()
+            .name("bench")
+            .log_level(upstream::LogLevel::Warn)
+            .build()
+            .expect("config");
+        let mut builder = upstream::Daemon::builder(config);
+        for index in 0..SUBSYSTEMS {
+            builder = builder.with_task(&format!("idle-{index}"), move |mut shutdown| async move {
+                say_ready(index);
+                shutdown.cancelled().await;
+                Ok(())
+            });
+        }
+        builder.run().await
+    });
+    std::process::exit(i32::from(result.is_err()));
+}
+
+fn bare_tokio() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        for index in 0..SUBSYSTEMS {
+            say_ready(index);
+        }
+        std::future::pending::<()>().await;
+    });
+}
+
+// ---- the parent ---------------------------------------------------------------
+
+struct Running {
+    child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn start(role: &str) -> Running {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .env(ROLE, role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a child");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    for _ in 0..SUBSYSTEMS {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("ready") => {}
+            other => panic!("{role}: expected `ready`, got {other:?}"),
+        }
+    }
+    // Keep reading (and discarding) so a late write never blocks the child.
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_millis(50));
+    Running { child }
+}
+
+fn sigterm(child: &Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// One SIGTERM-to-exit measurement, and how the process ended.
+fn exit_once(role: &str) -> (Duration, String) {
+    let mut running = start(role);
+    let start = Instant::now();
+    sigterm(&running.child);
+    let status = running.child.wait().expect("wait");
+    let took = start.elapsed();
+    let how = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        _ => "unknown".to_owned(),
+    };
+    (took, how)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index]
+}
+
+/// CPU nanoseconds and (voluntary, involuntary) switches, summed over the
+/// process's threads.
+fn idle_counters(pid: u32) -> (u64, u64, u64, usize) {
+    let mut cpu = 0;
+    let mut voluntary = 0;
+    let mut involuntary = 0;
+    let mut threads = 0;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task");
+    for task in tasks.flatten() {
+        let path = task.path();
+        let Ok(schedstat) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        threads += 1;
+        cpu += schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+        if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+            for line in status.lines() {
+                let value = |l: &str| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                if line.starts_with("voluntary_ctxt_switches") {
+                    voluntary += value(line);
+                } else if line.starts_with("nonvoluntary_ctxt_switches") {
+                    involuntary += value(line);
+                }
+            }
+        }
+    }
+    (cpu, voluntary, involuntary, threads)
+}
+
+fn drive() {
+    let mut rounds = 30;
+    let mut idle_seconds = 10;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--rounds N")
+            }
+            "--idle-seconds" => {
+                idle_seconds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--idle-seconds N");
+            }
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    let roles = ["proc-daemon", "upstream", "bare-tokio"];
+    println!("SIGTERM to exit, {SUBSYSTEMS} idle subsystems, {rounds} rounds, roles interleaved");
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); roles.len()];
+    let mut endings: Vec<std::collections::BTreeSet<String>> =
+        vec![Default::default(); roles.len()];
+    for _ in 0..rounds {
+        for (index, role) in roles.iter().enumerate() {
+            let (took, how) = exit_once(role);
+            samples[index].push(took);
+            endings[index].insert(how);
+        }
+    }
+    let mut medians = Vec::new();
+    for (index, role) in roles.iter().enumerate() {
+        let sorted = &mut samples[index];
+        sorted.sort();
+        let median = percentile(sorted, 0.5);
+        medians.push(median);
+        println!(
+            "  {role:<12} median {:>8.3} ms   p10 {:>8.3} ms   p90 {:>8.3} ms   ended by {:?}",
+            median.as_secs_f64() * 1e3,
+            percentile(sorted, 0.1).as_secs_f64() * 1e3,
+            percentile(sorted, 0.9).as_secs_f64() * 1e3,
+            endings[index]
+        );
+    }
+    println!(
+        "  ratios: proc-daemon / upstream = {:.2}, proc-daemon / bare-tokio floor = {:.2}",
+        medians[0].as_secs_f64() / medians[1].as_secs_f64(),
+        medians[0].as_secs_f64() / medians[2].as_secs_f64()
+    );
+
+    println!(
+        "\nidle for {idle_seconds} s after 1 s of settling ({SUBSYSTEMS} subsystems; health checks every {HEALTH_INTERVAL_MS} ms when on)"
+    );
+    for role in [
+        "bare-tokio",
+        "proc-daemon",
+        "proc-daemon-health",
+        "upstream",
+    ] {
+        let running = start(role);
+        std::thread::sleep(Duration::from_secs(1));
+        let pid = running.child.id();
+        let (cpu0, vol0, invol0, _) = idle_counters(pid);
+        std::thread::sleep(Duration::from_secs(idle_seconds));
+        let (cpu1, vol1, invol1, threads) = idle_counters(pid);
+        println!(
+            "  {role:<19} threads {threads:>3}   cpu {:>9.3} ms   voluntary switches {:>6}   involuntary {:>5}",
+            (cpu1.saturating_sub(cpu0)) as f64 / 1e6,
+            vol1.saturating_sub(vol0),
+            invol1.saturating_sub(invol0)
+        );
+        drop(running);
+    }
+}
