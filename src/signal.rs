@@ -24,15 +24,16 @@
 //! terminate the process. Once a signal is handled it stays handled for
 //! the life of the process (the Unix disposition is process-wide).
 //!
-//! Each handled signal has one task on the executor that awaits it with
-//! `tokio::signal`. An idle daemon therefore sleeps in the kernel until a
+//! A handler writes each signal's number into a pipe, and one task on the
+//! daemon's control worker reads it (see `listen` for why not
+//! `tokio::signal`). An idle daemon therefore sleeps in the kernel until a
 //! signal arrives: there is no polling tick.
 
 use std::fmt;
 use std::sync::Arc;
 
 use proc_daemon_actors::executor::{Executor, JoinHandle};
-use tokio::signal::unix::SignalKind;
+use std::os::fd::AsRawFd;
 
 use crate::{Error, Result};
 
@@ -81,15 +82,21 @@ impl Signal {
         matches!(self, Signal::Terminate | Signal::Interrupt | Signal::Quit)
     }
 
-    fn kind(self) -> SignalKind {
+    /// The signal's number (`libc::SIGTERM`, ...).
+    pub fn number(self) -> i32 {
         match self {
-            Signal::Terminate => SignalKind::terminate(),
-            Signal::Interrupt => SignalKind::interrupt(),
-            Signal::Quit => SignalKind::quit(),
-            Signal::Hangup => SignalKind::hangup(),
-            Signal::User1 => SignalKind::user_defined1(),
-            Signal::User2 => SignalKind::user_defined2(),
+            Signal::Terminate => libc::SIGTERM,
+            Signal::Interrupt => libc::SIGINT,
+            Signal::Quit => libc::SIGQUIT,
+            Signal::Hangup => libc::SIGHUP,
+            Signal::User1 => libc::SIGUSR1,
+            Signal::User2 => libc::SIGUSR2,
         }
+    }
+
+    /// The handled signal with this number, if it is one.
+    pub fn from_number(number: i32) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.number() == number)
     }
 }
 
@@ -218,61 +225,129 @@ impl SignalConfig {
     }
 }
 
-/// Starts one listener task per handled signal, on worker `worker`; each
-/// calls `deliver` for every arrival. Returns once every listener is
-/// registered with the kernel, so a signal sent after this returns is never
-/// missed.
+/// Starts the signal listener on worker `worker`: it calls `deliver` for
+/// every handled signal that arrives. The handlers are registered before
+/// this returns, so a signal sent afterwards is never missed (it waits in
+/// the pipe until the listener reads it).
+///
+/// Why not `tokio::signal`: tokio forwards every signal to a socket that
+/// every runtime with I/O enabled watches, so one SIGTERM woke the
+/// caller's runtime and every worker, three threads on two CPUs racing on
+/// the way out. Here a handler writes the signal's number into a pipe that
+/// only the listener's worker watches: one thread wakes.
+///
+/// Aborting the returned task unregisters the handlers. The process then
+/// keeps ignoring those signals: a Unix disposition, once handled, stays
+/// handled (see the module docs).
 pub(crate) fn listen(
     executor: &Executor,
     worker: usize,
     config: &SignalConfig,
     deliver: Arc<dyn Fn(Signal) + Send + Sync>,
 ) -> Result<Vec<JoinHandle<()>>> {
-    let mut listeners = Vec::new();
-    for signal in Signal::ALL.into_iter().filter(|&s| config.handles(s)) {
-        let (registered, wait) = std::sync::mpsc::sync_channel(1);
-        let deliver = deliver.clone();
-        let listener = executor.spawn_on(worker, async move {
-            // The stream is created and polled in the same task: tokio ties
-            // it to the runtime (the worker) that created it.
-            let mut stream = match tokio::signal::unix::signal(signal.kind()) {
-                Ok(stream) => {
-                    let _ = registered.send(Ok(()));
-                    stream
+    let handled: Vec<Signal> = Signal::ALL
+        .into_iter()
+        .filter(|&s| config.handles(s))
+        .collect();
+    if handled.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pipe_error = |err| Error::io("create the signal pipe", None, err);
+    let (reader, writer) = std::io::pipe().map_err(pipe_error)?;
+    // The reader is made non-blocking by tokio; the writer must never
+    // block inside a signal handler.
+    set_nonblocking(&writer).map_err(pipe_error)?;
+    let writer = Arc::new(writer);
+    let mut registration = Registration(Vec::new());
+    for &signal in &handled {
+        let keep_open = writer.clone();
+        let number = signal.number();
+        let byte = [u8::try_from(number).expect("signal numbers fit a byte")];
+        // SAFETY: `register` requires an async-signal-safe action. This one
+        // only calls write(2), which POSIX lists as async-signal-safe, on a
+        // descriptor that `keep_open` (owned by the action) keeps open for
+        // as long as the action exists; it allocates nothing, takes no lock
+        // and ignores the result (a full pipe drops the byte: the listener
+        // is already behind on signals). signal-hook-registry saves and
+        // restores errno around actions. Exercised with real signals by
+        // tests/daemon_process.rs and tests/reference_samples.rs (Miri cannot
+        // run signal handlers).
+        let id = unsafe {
+            signal_hook_registry::register(number, move || {
+                let _ = libc::write(keep_open.as_raw_fd(), byte.as_ptr().cast(), 1);
+            })
+        }
+        .map_err(|err| Error::io(format!("register a handler for {signal}"), None, err))?;
+        registration.0.push(id);
+    }
+    let task = async move {
+        let _registration = registration;
+        // Registered with this worker's reactor, so only this thread wakes.
+        let reader = match tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into()) {
+            Ok(reader) => reader,
+            Err(err) => {
+                tracing::error!(%err, "could not watch the signal pipe; signals are not handled");
+                return;
+            }
+        };
+        let mut buffer = [0u8; 64];
+        loop {
+            if reader.readable().await.is_err() {
+                return;
+            }
+            match reader.try_read(&mut buffer) {
+                Ok(0) => return,
+                Ok(count) => {
+                    for &number in &buffer[..count] {
+                        if let Some(signal) = Signal::from_number(i32::from(number)) {
+                            deliver(signal);
+                        }
+                    }
                 }
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
                 Err(err) => {
-                    let _ = registered.send(Err(err));
+                    tracing::error!(%err, "reading the signal pipe failed; signals are not handled");
                     return;
                 }
-            };
-            while stream.recv().await.is_some() {
-                deliver(signal);
-            }
-        });
-        listeners.push(listener.map_err(|err| {
-            Error::io(
-                format!("start the {signal} listener"),
-                None,
-                std::io::Error::other(err),
-            )
-        })?);
-        match wait.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                return Err(Error::io(
-                    format!("register a handler for {signal}"),
-                    None,
-                    err,
-                ));
-            }
-            Err(_) => {
-                return Err(Error::io(
-                    format!("register a handler for {signal}"),
-                    None,
-                    std::io::Error::other("the listener task ended before registering"),
-                ));
             }
         }
+    };
+    let listener = executor.spawn_on(worker, task).map_err(|err| {
+        Error::io(
+            "start the signal listener",
+            None,
+            std::io::Error::other(err),
+        )
+    })?;
+    Ok(vec![listener])
+}
+
+/// The registered handlers, unregistered when dropped.
+struct Registration(Vec<signal_hook_registry::SigId>);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook_registry::unregister(id);
+        }
     }
-    Ok(listeners)
+}
+
+fn set_nonblocking(fd: &impl AsRawFd) -> std::io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl(F_GETFL/F_SETFL) on a descriptor we own and keep open
+    // for the call; it touches no memory of ours.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
