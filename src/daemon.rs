@@ -92,7 +92,7 @@ use proc_daemon_actors::supervision::{
 use crate::pid_file::PidFile;
 use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason};
 use crate::signal::{self, Signal, SignalConfig};
-use crate::subsystem::{FnSubsystem, Subsystem, SubsystemActor};
+use crate::subsystem::{FnSubsystem, Subsystem, SubsystemActor, SubsystemManager};
 use crate::{Config, Error, RestartPolicy, Result};
 
 /// Exit code: a clean stop.
@@ -121,6 +121,7 @@ pub struct DaemonBuilder {
     subsystems: Vec<Arc<dyn Subsystem>>,
     signals: SignalConfig,
     pid_file: Option<PathBuf>,
+    manager: Option<SubsystemManager>,
 }
 
 impl fmt::Debug for DaemonBuilder {
@@ -183,6 +184,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Publishes the tree's [`SubsystemEvent`](crate::SubsystemEvent)s
+    /// into `manager` (default: a fresh one, see [`Daemon::subsystems`]).
+    pub fn with_subsystem_manager(mut self, manager: SubsystemManager) -> Self {
+        self.manager = Some(manager);
+        self
+    }
+
     /// Starts the daemon and runs it until it stops; see [`Daemon::run`].
     pub async fn run(self) -> Result<DaemonExit> {
         self.build()?.run().await
@@ -208,7 +216,9 @@ impl DaemonBuilder {
             subsystems,
             signals,
             pid_file,
+            manager,
         } = self;
+        let manager = manager.unwrap_or_default();
         crate::logging::init(&config.logging)?;
         let mut names = HashSet::new();
         for subsystem in &subsystems {
@@ -236,7 +246,7 @@ impl DaemonBuilder {
             .map_err(|err| Error::io("start the executor", None, std::io::Error::other(err)))?;
 
         let shutdown = DaemonShutdown::new();
-        let events = Arc::new(EventBus::new(EVENT_RING_CAPACITY));
+        let events = manager.bus().clone();
         let kill = KillSwitch::start(pid_file.as_ref())?;
         let signal_listeners = Arc::new(Mutex::new(Vec::new()));
         let spawn_failed = |err| {
@@ -312,6 +322,7 @@ impl DaemonBuilder {
                 pid_file: Mutex::new(pid_file),
                 signal_listeners,
                 kill,
+                manager,
             }),
         };
         match listeners {
@@ -348,6 +359,7 @@ struct Inner {
     pid_file: Mutex<Option<PidFile>>,
     signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
     kill: Arc<KillSwitch>,
+    manager: SubsystemManager,
 }
 
 impl Drop for Inner {
@@ -374,6 +386,7 @@ impl Daemon {
             subsystems: Vec::new(),
             signals: SignalConfig::new(),
             pid_file: None,
+            manager: None,
         }
     }
 
@@ -425,6 +438,12 @@ impl Daemon {
     /// Sends [`Reload`] to `subscriber` on every SIGHUP.
     pub fn subscribe_reload(&self, subscriber: Recipient<Reload>) {
         let _ = self.inner.actor.try_tell(SubscribeReload(subscriber));
+    }
+
+    /// The supervision tree's events, as the reference's
+    /// `SubsystemManager` offers them.
+    pub fn subsystems(&self) -> &SubsystemManager {
+        &self.inner.manager
     }
 
     /// The event bus of the supervision tree: poll it with

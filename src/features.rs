@@ -60,8 +60,9 @@ compile_error!(
 
 #[cfg(feature = "lockfree-coordination")]
 compile_error!(
-    "the `lockfree-coordination` feature is not built yet: `proc_daemon::coord` and the \
-     subsystem event ring do not exist in this version."
+    "the `lockfree-coordination` feature is not built yet: `proc_daemon::coord` (the channel \
+     facade) does not exist in this version. The subsystem event ring needs no flag: \
+     `proc_daemon::SubsystemManager` is always available."
 );
 
 #[cfg(feature = "profiling")]

@@ -55,7 +55,7 @@ pub use daemon::{Daemon, DaemonBuilder, DaemonExit, Reload};
 pub use error::{ConfigError, ConfigProblem, Error, ErrorKind, Result};
 pub use shutdown::{ShutdownHandle, ShutdownReason};
 pub use signal::SignalConfig;
-pub use subsystem::{Subsystem, SubsystemEvent, SubsystemState};
+pub use subsystem::{Subsystem, SubsystemEvent, SubsystemManager, SubsystemState};
 
 /// The actor runtime (crate `proc-daemon-actors`).
 pub use proc_daemon_actors as actors;

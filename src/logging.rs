@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use tracing::level_filters::LevelFilter;
 
 use crate::config::{LogLevel, LoggingConfig};
-use crate::{Error, Result};
+use crate::{ConfigProblem, Error, Result};
 
 /// The `tracing` level for a [`LogLevel`].
 pub fn level_filter(level: LogLevel) -> LevelFilter {
@@ -28,21 +28,31 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
+fn not_built(key: &str, value: String, reason: &str) -> Error {
+    crate::error::config_error(
+        Some(key),
+        Some(value),
+        None,
+        ConfigProblem::Invalid {
+            reason: reason.to_owned(),
+        },
+    )
+}
+
 /// Installs the subscriber `logging` describes, if none is installed.
 pub(crate) fn init(logging: &LoggingConfig) -> Result<()> {
     if logging.json {
-        return Err(Error::subsystem(
-            "logging",
-            "`logging.json = true` asks for JSON logs, which are not built yet (the `json-logs` feature); set it to false",
+        return Err(not_built(
+            "logging.json",
+            "true".to_owned(),
+            "JSON logs are not built yet (the `json-logs` feature); set it to false",
         ));
     }
     if let Some(file) = &logging.file {
-        return Err(Error::subsystem(
-            "logging",
-            format!(
-                "`logging.file = {}` asks for file output, which is not built yet; unset it to log to stderr",
-                file.display()
-            ),
+        return Err(not_built(
+            "logging.file",
+            file.display().to_string(),
+            "file output is not built yet; unset it to log to stderr",
         ));
     }
     let installed = tracing_subscriber::fmt()

@@ -228,3 +228,81 @@ impl Future for CatchUnwind {
         }
     }
 }
+
+/// The subsystem events of a daemon's supervision tree, as the API
+/// reference polls them.
+///
+/// ```
+/// use proc_daemon::subsystem::{SubsystemEvent, SubsystemManager};
+///
+/// let manager = SubsystemManager::new();
+/// manager.enable_events();
+/// // Poll events without blocking
+/// if let Some(ev) = manager.try_next_event() {
+///     match ev {
+///         SubsystemEvent::StateChanged { id, name, state, at } => {
+///             println!("[{:?}] {} ({id}) -> {:?}", at, name, state);
+///         }
+///     }
+/// }
+/// ```
+///
+/// A manager is a cheap handle to one event ring (a `crossbeam-queue`
+/// `ArrayQueue` of [`EVENT_RING_CAPACITY`](crate::daemon::EVENT_RING_CAPACITY)
+/// events that counts what it drops) plus subscriptions. A daemon has one,
+/// [`Daemon::subsystems`](crate::Daemon::subsystems); hand a manager made
+/// with [`new`](Self::new) to
+/// [`DaemonBuilder::with_subsystem_manager`](crate::DaemonBuilder::with_subsystem_manager)
+/// to have the daemon publish into it. The ring keeps nothing until
+/// [`enable_events`](Self::enable_events), so an unpolled ring costs
+/// nothing.
+#[derive(Debug, Clone)]
+pub struct SubsystemManager {
+    bus: Arc<proc_daemon_actors::events::EventBus>,
+}
+
+impl Default for SubsystemManager {
+    fn default() -> Self {
+        SubsystemManager::new()
+    }
+}
+
+impl SubsystemManager {
+    /// A manager with its own, empty ring.
+    pub fn new() -> Self {
+        SubsystemManager {
+            bus: Arc::new(proc_daemon_actors::events::EventBus::new(
+                crate::daemon::EVENT_RING_CAPACITY,
+            )),
+        }
+    }
+
+    pub(crate) fn bus(&self) -> &Arc<proc_daemon_actors::events::EventBus> {
+        &self.bus
+    }
+
+    /// Starts keeping events for [`try_next_event`](Self::try_next_event).
+    pub fn enable_events(&self) {
+        self.bus.enable();
+    }
+
+    /// Stops keeping events for polling; subscriptions still get theirs.
+    pub fn disable_events(&self) {
+        self.bus.disable();
+    }
+
+    /// The oldest event not yet taken, if any. Never blocks.
+    pub fn try_next_event(&self) -> Option<SubsystemEvent> {
+        self.bus.try_next_event()
+    }
+
+    /// Every event from now on, in a bounded mailbox: `recv().await`.
+    pub fn subscribe(&self) -> proc_daemon_actors::mailbox::Receiver<SubsystemEvent> {
+        self.bus.subscribe()
+    }
+
+    /// Events dropped so far because the ring or a subscriber was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.bus.dropped()
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proc_daemon::prelude::*;
-use proc_daemon::{ShutdownReason, SignalConfig, SubsystemEvent, SubsystemState};
+use proc_daemon::{ShutdownReason, SignalConfig, SubsystemEvent, SubsystemManager, SubsystemState};
 
 /// A config with short timeouts and signals left alone.
 fn config() -> Config {
@@ -233,15 +233,19 @@ async fn a_failing_health_check_restarts_a_subsystem() {
         .ignore_env()
         .build()
         .unwrap();
+    // The reference's event polling, through a manager handed to the
+    // builder.
+    let manager = SubsystemManager::new();
+    manager.enable_events();
     let daemon = Daemon::builder(config)
         .with_signal_config(SignalConfig::none())
+        .with_subsystem_manager(manager.clone())
         .with_subsystem(Checked {
             healthy: healthy.clone(),
             runs: runs.clone(),
         })
         .build()
         .unwrap();
-    daemon.events().enable();
     within("a restart by the health check", async {
         while runs.load(Ordering::SeqCst) < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -250,10 +254,9 @@ async fn a_failing_health_check_restarts_a_subsystem() {
     .await;
     healthy.store(true, Ordering::SeqCst);
     daemon.shutdown();
-    let events = daemon.events().clone();
     within("run", daemon.run()).await.unwrap();
     let mut states = Vec::new();
-    while let Some(SubsystemEvent::StateChanged { name, state, .. }) = events.try_next_event() {
+    while let Some(SubsystemEvent::StateChanged { name, state, .. }) = manager.try_next_event() {
         assert_eq!(&*name, "checked");
         states.push(state);
     }
