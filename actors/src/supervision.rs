@@ -70,6 +70,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+// Restart bookkeeping (intensity windows, stable runs) reads tokio's clock,
+// which is the system clock unless a test pauses it: then backoff, resets
+// and intensity follow the paused time together.
+use tokio::time::Instant as TokioInstant;
+
 use crate::actor::{Actor, ActorId, StopReason};
 use crate::actor_ref::{ActorRef, ActorState, Recipient};
 use crate::context::Context;
@@ -228,7 +233,7 @@ pub struct Supervisor {
     max_restarts: u32,
     window: Duration,
     children: Vec<Child>,
-    restarts: VecDeque<Instant>,
+    restarts: VecDeque<TokioInstant>,
     giving_up: bool,
     events: Option<Arc<EventBus>>,
     escalate_to: Option<Recipient<Escalation>>,
@@ -312,7 +317,7 @@ struct Child {
     /// Bumped for every incarnation, so that a stale exit report is ignored.
     generation: u64,
     running: Option<JoinHandle<StopReason>>,
-    started_at: Instant,
+    started_at: TokioInstant,
     consecutive_failures: u32,
     stopped_for_good: bool,
     health: Option<HealthCheck>,
@@ -644,7 +649,7 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
             backoff_reset_after: self.backoff_reset_after,
             generation: 0,
             running: None,
-            started_at: Instant::now(),
+            started_at: TokioInstant::now(),
             consecutive_failures: 0,
             stopped_for_good: false,
             health: self.health,
@@ -841,7 +846,7 @@ impl Supervisor {
     fn start_child(child: &mut Child, ctx: &mut Context<Self>) {
         child.restart_timer = None;
         child.generation += 1;
-        child.started_at = Instant::now();
+        child.started_at = TokioInstant::now();
         child.running = Some(child.runner.start(
             ctx.executor(),
             ctx.actor_ref().clone(),
@@ -937,7 +942,7 @@ impl Supervisor {
 
     /// Records a restart; true if that makes too many within the window.
     fn intensity_exceeded(&mut self) -> bool {
-        let now = Instant::now();
+        let now = TokioInstant::now();
         while self
             .restarts
             .front()

@@ -599,7 +599,6 @@ fn every_state_change_is_published_for_polling_and_subscribers() {
                     assert_eq!(&*name, "w");
                     state
                 }
-                other => panic!("unexpected {other:?}"),
             })
             .collect()
     };
@@ -633,7 +632,6 @@ fn every_state_change_is_published_for_polling_and_subscribers() {
     let kept: Vec<SubsystemState> = std::iter::from_fn(|| small.try_next_event())
         .map(|event| match event {
             SubsystemEvent::StateChanged { state, .. } => state,
-            other => panic!("unexpected {other:?}"),
         })
         .collect();
     assert_eq!(kept, [Stopping, Stopped]);
@@ -796,5 +794,69 @@ fn a_root_supervisor_that_gives_up_tells_its_escalation_recipient() {
     assert_eq!(escalations.len(), 1, "{escalations:?}");
     assert!(escalations[0].contains("crashy"), "{escalations:?}");
     parent.stop();
+    shut_down(executor);
+}
+
+/// Refuses to start, recording when it tried on tokio's clock.
+struct RefusesToStart(Arc<Mutex<Vec<tokio::time::Instant>>>);
+impl Actor for RefusesToStart {
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.0.lock().unwrap().push(tokio::time::Instant::now());
+        Err("refuses to start".into())
+    }
+}
+
+#[test]
+fn backoff_delays_follow_their_sequence_in_paused_time() {
+    // One worker whose clock is paused: each backoff sleep completes as
+    // soon as nothing else can run, so 23 s of delays take milliseconds,
+    // and the gaps are exact.
+    let executor = Executor::builder()
+        .worker_threads(1)
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let root = Supervisor::builder()
+        .intensity(100, Duration::from_secs(3600))
+        .spawn(&executor);
+    let recorded = starts.clone();
+    let real_start = Instant::now();
+    run_within(&executor, Duration::from_secs(600), async move {
+        let child = root
+            .child("refuser", move || RefusesToStart(recorded.clone()))
+            .restart(RestartPolicy::ExponentialBackoff {
+                initial_delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(8),
+                multiplier: 2.0,
+                jitter: 0.0,
+                max_attempts: Some(5),
+            })
+            .spawn()
+            .await
+            .unwrap();
+        // After the fifth restart fails, the supervisor gives up on it.
+        tokio::time::timeout(Duration::from_secs(300), child.wait_for_stop())
+            .await
+            .expect("stopped for good after max_attempts");
+        root.stop();
+        root.wait_for_stop().await;
+    });
+    let starts = starts.lock().unwrap().clone();
+    let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    let expected = [1, 2, 4, 8, 8].map(Duration::from_secs);
+    assert_eq!(gaps.len(), expected.len(), "1 start + 5 restarts: {gaps:?}");
+    for (gap, want) in gaps.iter().zip(expected) {
+        // tokio's timer wheel has millisecond granularity.
+        assert!(
+            *gap >= want && *gap < want + Duration::from_millis(5),
+            "gaps {gaps:?}, expected {expected:?}"
+        );
+    }
+    assert!(
+        real_start.elapsed() < Duration::from_secs(10),
+        "paused time should not wait for real: {:?}",
+        real_start.elapsed()
+    );
     shut_down(executor);
 }

@@ -17,6 +17,9 @@
 //!   supervisor. kameo: `spawn` then `stop_gracefully` and
 //!   `wait_for_shutdown`. actix: `start`, then dropping the last address.
 //!
+//! - `restart`: from a `tell` that makes a supervised child panic to the
+//!   answer of an `ask` that the next incarnation handles (see `restart`).
+//!
 //! Memory per actor is measured by `benches/actor_memory.rs`, one fresh
 //! process per framework.
 
@@ -346,5 +349,149 @@ fn spawn_stop(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tell, ask, spawn_stop);
+// ---- restart latency ----
+
+/// Panics when told `Crash`; answers `Ping`.
+struct Crashy;
+impl Actor for Crashy {}
+struct Crash;
+impl Handler<Crash> for Crashy {
+    type Reply = ();
+    async fn handle(&mut self, _: Crash, _ctx: &mut Context<Self>) {
+        panic!("told to crash");
+    }
+}
+struct Ping;
+impl Handler<Ping> for Crashy {
+    type Reply = ();
+    async fn handle(&mut self, _: Ping, _ctx: &mut Context<Self>) {}
+}
+
+#[derive(kameo::Actor)]
+struct KSupervisor;
+
+#[derive(Clone)]
+struct KCrashy;
+impl kameo::Actor for KCrashy {
+    type Args = Self;
+    type Error = kameo::error::Infallible;
+    async fn on_start(
+        state: Self::Args,
+        _: kameo::actor::ActorRef<Self>,
+    ) -> Result<Self, Self::Error> {
+        Ok(state)
+    }
+}
+struct KCrash;
+impl kameo::message::Message<KCrash> for KCrashy {
+    type Reply = ();
+    async fn handle(&mut self, _: KCrash, _ctx: &mut kameo::message::Context<Self, ()>) {
+        panic!("told to crash");
+    }
+}
+struct KPing;
+impl kameo::message::Message<KPing> for KCrashy {
+    type Reply = ();
+    async fn handle(&mut self, _: KPing, _ctx: &mut kameo::message::Context<Self, ()>) {}
+}
+
+/// `restart`: a supervised child on one thread is told to panic, then
+/// asked a `Ping` until the next incarnation answers (proc-daemon keeps the
+/// mailbox across the restart, so its first ask waits and succeeds; kameo
+/// refuses asks while the actor is down, so it asks again). Time per
+/// crash, from the `tell` to the answer. Both
+/// supervisors restart at once (no backoff) and have their restart limits
+/// set out of the way. The panic hook is silenced for this group, so that
+/// printing the panic is not what is measured.
+fn restart(c: &mut Criterion) {
+    let mut group = c.benchmark_group("restart");
+    group.throughput(Throughput::Elements(1));
+    // Silence only the panics this group causes; anything else still
+    // reports.
+    let previous_hook = std::sync::Arc::new(std::panic::take_hook());
+    let report = previous_hook.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"told to crash") {
+            report(info);
+        }
+    }));
+
+    let executor = executor();
+    let supervisor = Supervisor::builder()
+        .intensity(u32::MAX, Duration::from_millis(1))
+        .spawn_on(&executor, 0)
+        .expect("worker");
+    let crashy = executor
+        .spawn_on(0, {
+            let supervisor = supervisor.clone();
+            async move {
+                supervisor
+                    .child("crashy", || Crashy)
+                    .on_worker(0)
+                    .restart(RestartPolicy::OnFailure)
+                    .spawn()
+                    .await
+                    .expect("supervised")
+            }
+        })
+        .expect("worker")
+        .join()
+        .expect("spawned");
+    group.bench_function("proc-daemon", |b| {
+        b.iter_custom(|iters| {
+            let crashy = crashy.clone();
+            executor
+                .spawn_on(0, async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        crashy.tell(Crash).await.expect("alive");
+                        // The same loop as kameo's; here the first ask
+                        // waits in the mailbox for the next incarnation.
+                        while crashy.ask(Ping).await.is_err() {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    start.elapsed()
+                })
+                .expect("worker")
+                .join()
+                .expect("crasher")
+        });
+    });
+    supervisor.stop();
+    executor.shutdown(Duration::from_secs(5)).expect("shutdown");
+
+    let runtime = tokio_current_thread();
+    let kameo_crashy = runtime.block_on(async {
+        let supervisor = <KSupervisor as kameo::actor::Spawn>::spawn(KSupervisor);
+        let crashy = <KCrashy as kameo::actor::Spawn>::supervise(&supervisor, KCrashy)
+            .restart_policy(kameo::supervision::RestartPolicy::Transient)
+            .restart_limit(u32::MAX, Duration::from_millis(1))
+            .spawn()
+            .await;
+        (supervisor, crashy)
+    });
+    group.bench_function("kameo", |b| {
+        b.iter_custom(|iters| {
+            let crashy = kameo_crashy.1.clone();
+            runtime.block_on(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    crashy.tell(KCrash).await.expect("alive");
+                    // An ask that reaches kameo's actor between its death
+                    // and its restart fails with ActorStopped: ask again
+                    // until the new incarnation answers.
+                    while crashy.ask(KPing).await.is_err() {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+    let _ = std::panic::take_hook();
+}
+
+criterion_group!(benches, tell, ask, spawn_stop, restart);
 criterion_main!(benches);

@@ -116,6 +116,8 @@ pub struct ExecutorBuilder {
     max_blocking_threads: usize,
     idle_spin: Duration,
     topology: Option<Topology>,
+    #[cfg(feature = "test-util")]
+    start_paused: bool,
 }
 
 impl Default for ExecutorBuilder {
@@ -128,6 +130,8 @@ impl Default for ExecutorBuilder {
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
             idle_spin: DEFAULT_IDLE_SPIN,
             topology: None,
+            #[cfg(feature = "test-util")]
+            start_paused: false,
         }
     }
 }
@@ -189,6 +193,18 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Starts every worker's clock paused, as tokio's `start_paused` does
+    /// (feature `test-util`): time stands still until every task on a
+    /// worker waits on a timer, then jumps to the earliest one. For testing
+    /// timeouts, backoff and health checks without waiting for them. Each
+    /// worker has its own clock, so use one worker when tasks on several
+    /// compare times.
+    #[cfg(feature = "test-util")]
+    pub fn start_paused(mut self, paused: bool) -> Self {
+        self.start_paused = paused;
+        self
+    }
+
     /// Starts the workers and the blocking pool. Returns once every worker
     /// is running and pinned (or has logged that it could not be).
     pub fn build(self) -> Result<Executor, ExecutorError> {
@@ -217,11 +233,11 @@ impl ExecutorBuilder {
         for index in 0..worker_count {
             let cpu = cpus[index % cpus.len()];
             let node = topology.node_of(cpu).unwrap_or(0);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .on_thread_park(worker::before_park)
-                .build()
-                .map_err(ExecutorError::Runtime)?;
+            let mut runtime = tokio::runtime::Builder::new_current_thread();
+            runtime.enable_all().on_thread_park(worker::before_park);
+            #[cfg(feature = "test-util")]
+            runtime.start_paused(self.start_paused);
+            let runtime = runtime.build().map_err(ExecutorError::Runtime)?;
             let (shared, inbox) = worker::new_worker(CurrentWorker {
                 executor: id,
                 index,
