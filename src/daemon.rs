@@ -220,6 +220,7 @@ impl DaemonBuilder {
         } = self;
         let manager = manager.unwrap_or_default();
         crate::logging::init(&config.logging)?;
+        install_message_pool(config.performance.memory_pool_size);
         let mut names = HashSet::new();
         for subsystem in &subsystems {
             if !names.insert(subsystem.name().to_owned()) {
@@ -607,6 +608,22 @@ impl Daemon {
             self.inner.config.shutdown.force_timeout_ms,
         ));
         drop(lock(&self.inner.pid_file).take());
+    }
+}
+
+/// Sizes the process's message pool from `performance.memory_pool_size`.
+/// The pool is set once per process, before the first message; a second
+/// daemon in the same process (or one started after actors already ran)
+/// keeps the pool as it is, and says so.
+fn install_message_pool(bytes: usize) {
+    match proc_daemon_actors::pool::install(bytes) {
+        Ok(()) => tracing::debug!(bytes, "message pool installed"),
+        Err(err) if err.installed_bytes == bytes => {}
+        Err(err) => tracing::warn!(
+            memory_pool_size = bytes,
+            %err,
+            "performance.memory_pool_size is not applied"
+        ),
     }
 }
 

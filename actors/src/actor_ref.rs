@@ -224,7 +224,7 @@ impl<A: Actor> ActorRef<A> {
         A: Handler<M>,
         M: Send + 'static,
     {
-        let envelope: Envelope<A> = Box::new(TellEnvelope(msg));
+        let envelope = Envelope::new(TellEnvelope(msg));
         self.cell
             .mailbox
             .send(envelope)
@@ -238,7 +238,7 @@ impl<A: Actor> ActorRef<A> {
         A: Handler<M>,
         M: Send + 'static,
     {
-        let envelope: Envelope<A> = Box::new(TellEnvelope(msg));
+        let envelope = Envelope::new(TellEnvelope(msg));
         self.cell
             .mailbox
             .try_send(envelope)
@@ -352,7 +352,7 @@ where
         } = self;
         let exchange = async move {
             let (reply, answer) = oneshot::channel();
-            let envelope: Envelope<A> = Box::new(AskEnvelope { msg, reply });
+            let envelope = Envelope::new(AskEnvelope { msg, reply });
             if actor.cell.mailbox.send(envelope).await.is_err() {
                 return Err(AskError::Stopped);
             }

@@ -75,6 +75,8 @@ pub mod mailbox;
 #[cfg(not(loom))]
 pub mod message;
 #[cfg(not(loom))]
+pub mod pool;
+#[cfg(not(loom))]
 pub mod registry;
 #[cfg(not(loom))]
 pub mod spawn;

@@ -1,0 +1,374 @@
+//! The message pool: pre-allocated blocks for the allocations every
+//! message makes, sized by `performance.memory_pool_size`.
+//!
+//! ```
+//! use proc_daemon_actors::pool;
+//!
+//! // Once per process, before the first message (a daemon does this from
+//! // its config). Later calls are refused: blocks already handed out must
+//! // go back to the allocator they came from.
+//! let _ = pool::install(1 << 20);
+//! let stats = pool::stats();
+//! assert!(stats.installed_bytes == 0 || stats.installed_bytes >= 1 << 19);
+//! ```
+//!
+//! # What is pooled, and why
+//!
+//! Every `tell` allocates twice: the envelope that carries the message
+//! through the mailbox, and the future that handles it (its type depends on
+//! the message, so the actor's loop holds it boxed). An `ask` adds its reply
+//! channel and its request future. The envelope and the handling future go
+//! through this pool; the reply channel is tokio's and is not pooled.
+//!
+//! # Design
+//!
+//! Four size classes (64, 128, 256 and 512 bytes), each a `crossbeam-queue`
+//! [`ArrayQueue`] of free blocks, every block 64-byte aligned. The pool's
+//! bytes are split evenly between the classes, and every block is
+//! allocated up front, one by one from the global allocator, so that any
+//! block can later be returned to it.
+//!
+//! - An allocation that fits a class takes a free block, or, if the class
+//!   is empty, allocates a new block of the class's layout.
+//! - Freeing it puts the block back, or, if the class is full, returns it to
+//!   the global allocator with the class's layout.
+//! - An allocation larger than 512 bytes or more aligned than 64 bytes, or
+//!   any allocation while the pool is off (size 0, or never installed),
+//!   goes to the global allocator with its own layout.
+//!
+//! The choice depends only on the layout and on the pool's configuration,
+//! which is fixed at the first use ([`install`] is refused afterwards), so
+//! freeing always takes the same path as allocating.
+//!
+//! Invariant: every pointer in a class's queue was allocated by the global
+//! allocator with that class's layout and is owned by nobody else.
+
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_queue::ArrayQueue;
+
+/// The block sizes, smallest first.
+pub const CLASS_SIZES: [usize; 4] = [64, 128, 256, 512];
+/// The alignment of every pooled block.
+pub const BLOCK_ALIGN: usize = 64;
+
+/// A free block. Plain memory owned by the pool, so it may move between
+/// threads.
+struct Block(NonNull<u8>);
+
+// SAFETY: a `Block` is an exclusively owned, unaliased allocation with no
+// thread affinity; sending it to another thread moves that ownership.
+unsafe impl Send for Block {}
+
+struct Class {
+    layout: Layout,
+    free: ArrayQueue<Block>,
+}
+
+/// The process's pool. `classes` is empty when the pool is off.
+struct Pool {
+    classes: Vec<Class>,
+    installed_bytes: usize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+static POOL: OnceLock<Pool> = OnceLock::new();
+
+/// The pool was already configured, or already used: its configuration is
+/// fixed for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the message pool is already configured ({installed_bytes} bytes); it is set once per process, before the first message"
+)]
+pub struct AlreadyInstalled {
+    /// The size it has.
+    pub installed_bytes: usize,
+}
+
+/// Configures the pool with `bytes` of pre-allocated blocks (0 turns it
+/// off). Only the first configuration counts, and a message sent before it
+/// fixes the pool as off.
+///
+/// # Errors
+///
+/// [`AlreadyInstalled`] if the pool was already configured or used.
+pub fn install(bytes: usize) -> Result<(), AlreadyInstalled> {
+    let mut fresh = false;
+    let pool = POOL.get_or_init(|| {
+        fresh = true;
+        Pool::with_bytes(bytes)
+    });
+    if fresh {
+        Ok(())
+    } else {
+        Err(AlreadyInstalled {
+            installed_bytes: pool.installed_bytes,
+        })
+    }
+}
+
+fn pool() -> &'static Pool {
+    POOL.get_or_init(|| Pool::with_bytes(0))
+}
+
+/// How the pool has been used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The bytes pre-allocated (0: the pool is off).
+    pub installed_bytes: usize,
+    /// Allocations served from a free block.
+    pub hits: u64,
+    /// Allocations that fit a class whose queue was empty.
+    pub misses: u64,
+}
+
+/// The pool's configuration and counters.
+pub fn stats() -> PoolStats {
+    let pool = pool();
+    PoolStats {
+        installed_bytes: pool.installed_bytes,
+        hits: pool.hits.load(Ordering::Relaxed),
+        misses: pool.misses.load(Ordering::Relaxed),
+    }
+}
+
+impl Pool {
+    fn with_bytes(bytes: usize) -> Pool {
+        let per_class = bytes / CLASS_SIZES.len();
+        let mut classes = Vec::new();
+        let mut installed = 0;
+        for size in CLASS_SIZES {
+            let blocks = per_class / size;
+            if blocks == 0 {
+                continue;
+            }
+            let layout = Layout::from_size_align(size, BLOCK_ALIGN).expect("a valid class layout");
+            let free = ArrayQueue::new(blocks);
+            for _ in 0..blocks {
+                let block = Block(allocate_with(layout));
+                if free.push(block).is_err() {
+                    unreachable!("the queue was made for exactly this many blocks");
+                }
+            }
+            installed += blocks * size;
+            classes.push(Class { layout, free });
+        }
+        Pool {
+            classes,
+            installed_bytes: installed,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn class_for(&self, layout: Layout) -> Option<&Class> {
+        if layout.align() > BLOCK_ALIGN {
+            return None;
+        }
+        self.classes
+            .iter()
+            .find(|class| layout.size() <= class.layout.size())
+    }
+}
+
+/// Allocates `layout` from the global allocator; a zero-sized layout gets a
+/// dangling, well-aligned pointer.
+fn allocate_with(layout: Layout) -> NonNull<u8> {
+    if layout.size() == 0 {
+        // A zero-sized value needs an aligned, non-null pointer and no memory.
+        return NonNull::new(std::ptr::without_provenance_mut(layout.align()))
+            .expect("an alignment is never 0");
+    }
+    // SAFETY: `layout` has a non-zero size (checked above).
+    let raw = unsafe { alloc(layout) };
+    NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
+}
+
+/// Allocates memory for a value of `layout`; see the module docs for where
+/// it comes from. Free it with [`free`] and the same layout.
+pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
+    let pool = pool();
+    if layout.size() == 0 {
+        return allocate_with(layout);
+    }
+    match pool.class_for(layout) {
+        Some(class) => match class.free.pop() {
+            Some(Block(block)) => {
+                pool.hits.fetch_add(1, Ordering::Relaxed);
+                block
+            }
+            None => {
+                pool.misses.fetch_add(1, Ordering::Relaxed);
+                allocate_with(class.layout)
+            }
+        },
+        None => allocate_with(layout),
+    }
+}
+
+/// Frees memory from [`allocate`].
+///
+/// # Safety
+///
+/// `ptr` came from [`allocate`] with this `layout`, nothing else frees it,
+/// and nothing uses it afterwards. (Any value in it must already be
+/// dropped or moved out.)
+pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) {
+    if layout.size() == 0 {
+        return;
+    }
+    let pool = pool();
+    match pool.class_for(layout) {
+        Some(class) => {
+            if let Err(Block(block)) = class.free.push(Block(ptr)) {
+                // SAFETY: every block of a class, pooled or not, was
+                // allocated with the class's layout (see `allocate`), and
+                // the caller gives up `ptr`.
+                unsafe { dealloc(block.as_ptr(), class.layout) };
+            }
+        }
+        // SAFETY: outside every class, `allocate` used the global allocator
+        // with this very layout; the caller gives up `ptr`.
+        None => unsafe { dealloc(ptr.as_ptr(), layout) },
+    }
+}
+
+/// A value of type `T` in pool memory: a `Box` whose allocation comes from
+/// the pool. Only the message path uses it, through [`crate::message`].
+pub(crate) struct PoolBox<T> {
+    ptr: NonNull<T>,
+}
+
+// SAFETY: a `PoolBox<T>` owns its `T` exclusively, as a `Box<T>` does.
+unsafe impl<T: Send> Send for PoolBox<T> {}
+
+impl<T> PoolBox<T> {
+    /// Moves `value` into pool memory.
+    pub(crate) fn new(value: T) -> Self {
+        let ptr = allocate(Layout::new::<T>()).cast::<T>();
+        // SAFETY: `ptr` is valid for writes of a `T` and aligned for it
+        // (its block is at least as large and as aligned as `T`'s layout).
+        unsafe { ptr.as_ptr().write(value) };
+        PoolBox { ptr }
+    }
+
+    /// Moves the value out and frees the memory.
+    pub(crate) fn into_inner(self) -> T {
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        // SAFETY: `ptr` holds an initialised `T` that this box owned; after
+        // the read nothing uses the memory but `free`, with the layout it
+        // was allocated with.
+        unsafe {
+            let value = ptr.as_ptr().read();
+            free(ptr.cast(), Layout::new::<T>());
+            value
+        }
+    }
+
+    /// The raw pointer, for type-erased owners that call
+    /// [`PoolBox::from_raw`] exactly once later.
+    pub(crate) fn into_raw(self) -> NonNull<T> {
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        ptr
+    }
+
+    /// Rebuilds the box from [`PoolBox::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `PoolBox::<T>::into_raw`, and this is the only call
+    /// that takes it back.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<T>) -> Self {
+        PoolBox { ptr }
+    }
+}
+
+impl<T> std::ops::Deref for PoolBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the box owns an initialised `T` until it is dropped.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> std::ops::DerefMut for PoolBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T> Drop for PoolBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the box owns an initialised `T`; it is dropped once here,
+        // and then the memory is freed with the layout it was allocated
+        // with.
+        unsafe {
+            std::ptr::drop_in_place(self.ptr.as_ptr());
+            free(self.ptr.cast(), Layout::new::<T>());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_boxes_of_every_class_and_beyond_round_trip() {
+        let _ = install(64 * 1024);
+        let small = PoolBox::new([1u8; 10]);
+        let mid = PoolBox::new([2u64; 20]);
+        let big = PoolBox::new([3u64; 100]);
+        let zero = PoolBox::new(());
+        #[repr(align(128))]
+        struct OverAligned(u8);
+        let aligned = PoolBox::new(OverAligned(7));
+        assert_eq!(small[9], 1);
+        assert_eq!(mid[19], 2);
+        assert_eq!(big[99], 3);
+        assert_eq!(aligned.0, 7);
+        assert_eq!((&*aligned as *const OverAligned as usize) % 128, 0);
+        assert_eq!(zero.into_inner(), ());
+        assert_eq!(big.into_inner()[0], 3);
+        drop((small, mid, aligned));
+    }
+
+    #[test]
+    fn values_with_drop_glue_are_dropped_once() {
+        let _ = install(64 * 1024);
+        let shared = std::sync::Arc::new(());
+        let boxes: Vec<_> = (0..100).map(|_| PoolBox::new(shared.clone())).collect();
+        assert_eq!(std::sync::Arc::strong_count(&shared), 101);
+        let taken = boxes
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                if i % 2 == 0 {
+                    Some(b.into_inner())
+                } else {
+                    None
+                }
+            })
+            .count();
+        assert_eq!(taken, 50);
+        assert_eq!(std::sync::Arc::strong_count(&shared), 1);
+    }
+
+    #[test]
+    fn an_empty_class_falls_back_and_a_full_class_frees() {
+        // Whatever the process's pool is, taking more blocks than any
+        // class holds and giving them all back exercises both fallbacks.
+        let boxes: Vec<_> = (0..20_000).map(|i| PoolBox::new([i as u8; 48])).collect();
+        for (i, b) in boxes.iter().enumerate() {
+            assert_eq!(b[0], i as u8);
+        }
+        drop(boxes);
+    }
+}
