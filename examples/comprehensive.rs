@@ -70,6 +70,9 @@ struct Sampler {
     samples: Recipient<Sample>,
     stats: ActorRef<Stats>,
     ticks: u64,
+    /// The timer task, stopped with the actor: a task left behind would
+    /// keep the executor busy until its next tick.
+    timer: Option<proc_daemon::actors::executor::JoinHandle<()>>,
 }
 
 /// The sampler's own timer tick.
@@ -77,10 +80,9 @@ struct Tick;
 
 impl Actor for Sampler {
     async fn started(&mut self, ctx: &mut Context<Self>) -> std::result::Result<(), BoxError> {
-        // A timer task that messages the actor; it ends when the actor's
-        // mailbox closes.
+        // A timer task that messages the actor; `stopped` ends it.
         let me = ctx.actor_ref().clone();
-        drop(ctx.executor().spawn(async move {
+        self.timer = Some(ctx.executor().spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(500));
             every.tick().await;
             loop {
@@ -91,6 +93,12 @@ impl Actor for Sampler {
             }
         }));
         Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
     }
 }
 
@@ -178,7 +186,7 @@ async fn run() -> Result<proc_daemon::DaemonExit> {
         .build()?;
 
     // Print the tree's state changes as they happen.
-    let mut events = daemon.events().subscribe();
+    let mut events = daemon.subsystems().subscribe();
     drop(daemon.executor().spawn(async move {
         while let Some(SubsystemEvent::StateChanged { name, state, .. }) = events.recv().await {
             tracing::info!(subsystem = %name, ?state, "state changed");
@@ -200,6 +208,7 @@ async fn run() -> Result<proc_daemon::DaemonExit> {
             samples: samples.clone(),
             stats: stats.clone(),
             ticks: 0,
+            timer: None,
         })
         .restart(RestartPolicy::Always)
         .spawn()

@@ -89,6 +89,7 @@ use proc_daemon_actors::supervision::{
     DEFAULT_HEALTH_CHECK_FAILURES, Drain, DrainReport, Escalation,
 };
 
+use crate::lock::lock;
 use crate::pid_file::PidFile;
 use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason};
 use crate::signal::{self, Signal, SignalConfig};
@@ -285,11 +286,7 @@ impl DaemonBuilder {
         let daemon_actor = actor.clone();
         let attach_root = root.clone();
         executor
-            .spawn(async move {
-                daemon_actor
-                    .ask(Attach(Some((attach_root, finish_tx))))
-                    .await
-            })
+            .spawn(async move { daemon_actor.ask(Attach(attach_root, finish_tx)).await })
             .join()
             .map_err(|err| {
                 Error::subsystem("daemon", format!("the root actor did not start: {err}"))
@@ -318,7 +315,6 @@ impl DaemonBuilder {
                 root,
                 actor,
                 shutdown,
-                events,
                 finish: Mutex::new(Some(finish_rx)),
                 pid_file: Mutex::new(pid_file),
                 signal_listeners,
@@ -355,7 +351,6 @@ struct Inner {
     root: ActorRef<Supervisor>,
     actor: ActorRef<DaemonActor>,
     shutdown: Arc<DaemonShutdown>,
-    events: Arc<EventBus>,
     finish: Mutex<Option<tokio::sync::oneshot::Receiver<Finish>>>,
     pid_file: Mutex<Option<PidFile>>,
     signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -445,13 +440,6 @@ impl Daemon {
     /// `SubsystemManager` offers them.
     pub fn subsystems(&self) -> &SubsystemManager {
         &self.inner.manager
-    }
-
-    /// The event bus of the supervision tree: poll it with
-    /// [`EventBus::try_next_event`] after [`EventBus::enable`], or
-    /// [`EventBus::subscribe`].
-    pub fn events(&self) -> &Arc<EventBus> {
-        &self.inner.events
     }
 
     /// Runs until the daemon has shut down: a handled signal,
@@ -725,7 +713,7 @@ struct Finish {
 impl Actor for DaemonActor {}
 
 /// Gives the root actor its supervisor and the channel to `run`.
-struct Attach(Option<(ActorRef<Supervisor>, tokio::sync::oneshot::Sender<Finish>)>);
+struct Attach(ActorRef<Supervisor>, tokio::sync::oneshot::Sender<Finish>);
 struct SignalReceived(Signal);
 struct ShutdownRequest(ShutdownReason);
 struct SubscribeReload(Recipient<Reload>);
@@ -733,11 +721,9 @@ struct ForceDeadline;
 
 impl Handler<Attach> for DaemonActor {
     type Reply = ();
-    async fn handle(&mut self, Attach(parts): Attach, _ctx: &mut Context<Self>) {
-        if let Some((root, finish)) = parts {
-            self.root = Some(root);
-            self.finish = Some(finish);
-        }
+    async fn handle(&mut self, Attach(root, finish): Attach, _ctx: &mut Context<Self>) {
+        self.root = Some(root);
+        self.finish = Some(finish);
     }
 }
 
@@ -1063,10 +1049,4 @@ impl KillSwitch {
         *lock(&self.state) = KillState::Disarmed;
         self.wake.notify_all();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -39,6 +39,7 @@ mod features;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod lock;
 pub mod logging;
 pub mod pid_file;
 pub mod shutdown;

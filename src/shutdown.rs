@@ -161,7 +161,7 @@ impl DaemonShutdown {
     /// every handle. Only the first call counts.
     pub(crate) fn begin(&self, reason: ShutdownReason, graceful: Duration) {
         {
-            let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = crate::lock::lock(&self.reason);
             if slot.is_some() {
                 return;
             }
@@ -172,10 +172,7 @@ impl DaemonShutdown {
     }
 
     pub(crate) fn reason(&self) -> Option<ShutdownReason> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::lock::lock(&self.reason).clone()
     }
 }
 

@@ -52,12 +52,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
-use proc_daemon_actors::executor::{JoinHandle, panic_message};
+use proc_daemon_actors::executor::JoinHandle;
+use proc_daemon_actors::message::CatchUnwind;
 use proc_daemon_actors::prelude::*;
 
 use crate::shutdown::{DaemonShutdown, ShutdownHandle, Token};
@@ -156,7 +155,7 @@ struct RunEnded(std::result::Result<Result<()>, String>);
 impl Actor for SubsystemActor {
     async fn started(&mut self, ctx: &mut Context<Self>) -> std::result::Result<(), BoxError> {
         let handle = ShutdownHandle::for_incarnation(self.daemon.clone(), self.incarnation.clone());
-        let body = CatchUnwind(self.subsystem.run(handle));
+        let body = CatchUnwind::new(self.subsystem.run(handle));
         let me = ctx.actor_ref().clone();
         let task = async move {
             let ended = body.await;
@@ -210,22 +209,6 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Catches a panic in the wrapped future, giving its message.
-struct CatchUnwind(SubsystemFuture);
-
-impl Future for CatchUnwind {
-    type Output = std::result::Result<Result<()>, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
-            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
-        }
     }
 }
 

@@ -70,6 +70,8 @@ pub mod events;
 pub mod executor;
 #[cfg(all(feature = "kameo", not(loom)))]
 pub mod kameo_child;
+#[cfg(not(loom))]
+mod lock;
 pub(crate) mod loom;
 pub mod mailbox;
 #[cfg(not(loom))]

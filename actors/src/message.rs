@@ -310,15 +310,29 @@ where
 
 pin_project_lite::pin_project! {
     /// Polls a future inside `catch_unwind`, turning a panic into
-    /// `Err(message)`. The future is not polled again after a panic.
-    pub(crate) struct CatchUnwind<F> {
+    /// `Err(message)`. The future is not polled again after a panic. The
+    /// actor loop wraps every handler in it; the daemon wraps every
+    /// subsystem body.
+    ///
+    /// ```
+    /// use proc_daemon_actors::message::CatchUnwind;
+    ///
+    /// let caught = futures_lite_block_on(CatchUnwind::new(async { panic!("boom") }));
+    /// assert_eq!(caught, Err::<(), _>("boom".to_owned()));
+    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    #[derive(Debug)]
+    pub struct CatchUnwind<F> {
         #[pin]
         future: F,
     }
 }
 
 impl<F> CatchUnwind<F> {
-    pub(crate) fn new(future: F) -> Self {
+    /// Wraps `future`.
+    pub fn new(future: F) -> Self {
         CatchUnwind { future }
     }
 }

@@ -64,6 +64,7 @@
 //!   messages sent meanwhile reach the next incarnation in order. The
 //!   message a panicking handler was handling is a dead letter.
 
+use crate::lock::lock;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -437,12 +438,6 @@ impl<A: Actor> Drop for InboxLease<A> {
             slot.inboxes = Some(inboxes);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<A: Actor> ChildRunner for TypedRunner<A> {

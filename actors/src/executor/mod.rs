@@ -75,6 +75,7 @@ mod task;
 pub mod topology;
 mod worker;
 
+use crate::lock::lock;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -719,12 +720,4 @@ impl NodeWorkers {
     fn pick(&self) -> usize {
         self.workers[self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len()]
     }
-}
-
-/// Locks a mutex that guards shutdown bookkeeping; a panic elsewhere while
-/// it was held leaves the data usable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -28,6 +28,7 @@
 //! message, an abort, or a rejection because the executor was already
 //! shutting down. Nothing is dropped silently.
 
+use crate::lock::lock;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -326,12 +327,6 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     } else {
         "(the panic payload is not a string)".to_owned()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// An owned permission to wait for a task's output, or to abort it.
