@@ -28,11 +28,11 @@
 use std::future::poll_fn;
 use std::task::Poll;
 
-use crate::actor::{Actor, StopReason};
+use crate::actor::{Actor, ActorId, StopReason};
 use crate::actor_ref::{ActorRef, ActorState, Cell};
 use crate::context::{Context, EndRequest};
 use crate::dead_letter::{self, DeadLetter, DeadLetterReason};
-use crate::executor::{Executor, SpawnError};
+use crate::executor::{Executor, JoinHandle, SpawnError};
 use crate::mailbox::{self, Backend, Capacity, Receiver};
 use crate::message::{Envelope, Outcome};
 use crate::system::SystemMsg;
@@ -121,6 +121,38 @@ pub fn spawn_on<A: Actor>(
     Ok(me)
 }
 
+/// Spawns `actor` unsupervised on `worker` (round-robin if `None` or out
+/// of range) and calls `report` with its id and stop reason when it ends.
+/// For linked children ([`Context::spawn_linked`](crate::Context::spawn_linked)).
+pub(crate) fn spawn_reporting<A: Actor>(
+    executor: &Executor,
+    worker: Option<usize>,
+    actor: A,
+    options: SpawnOptions,
+    report: impl FnOnce(ActorId, &StopReason) + Send + 'static,
+) -> (ActorRef<A>, JoinHandle<()>) {
+    let (me, mut inboxes) = new_actor(options);
+    let task = {
+        let me = me.clone();
+        let exec = executor.clone();
+        async move {
+            let stopped = StoppedOnDrop(me.clone());
+            let reason = run_incarnation(actor, &me, &exec, &mut inboxes, 0).await;
+            tracing::debug!(actor = %me.id(), %reason, "linked actor stopped");
+            close_for_good(&me, &mut inboxes);
+            drop(stopped);
+            report(me.id(), &reason);
+        }
+    };
+    let handle = match worker.filter(|&w| w < executor.worker_count()) {
+        Some(worker) => executor
+            .spawn_on(worker, task)
+            .expect("the worker index was checked"),
+        None => executor.spawn(task),
+    };
+    (me, handle)
+}
+
 /// One incarnation, then the actor is stopped for good.
 async fn run_unsupervised<A: Actor>(
     actor: A,
@@ -183,12 +215,14 @@ pub(crate) async fn run_incarnation<A: Actor>(
     match crate::message::CatchUnwind::new(actor.started(&mut ctx)).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
+            ctx.stop_linked_children().await;
             me.cell().publish_failed();
             return StopReason::StartFailed {
                 error: error.to_string(),
             };
         }
         Err(message) => {
+            ctx.stop_linked_children().await;
             me.cell().publish_failed();
             return StopReason::Panicked { message };
         }
@@ -241,6 +275,7 @@ pub(crate) async fn run_incarnation<A: Actor>(
     if let Err(message) = crate::message::CatchUnwind::new(actor.stopped(&mut ctx, &reason)).await {
         tracing::error!(actor = %me.id(), %message, "an actor's stopped hook panicked");
     }
+    ctx.stop_linked_children().await;
     if reason.is_failure() {
         me.cell().publish_failed();
     }

@@ -28,8 +28,8 @@ pub(crate) enum SystemMsg {
     /// End this incarnation now; queued messages wait for the next one.
     EndIncarnation,
     /// End this incarnation now as a failure (something the actor depends
-    /// on, watched outside its handlers, has failed).
-    #[cfg_attr(not(feature = "kameo"), allow(dead_code))]
+    /// on, watched outside its handlers, has failed: a linked child, a
+    /// kameo actor).
     Fail(String),
     /// End this incarnation now as completed.
     #[cfg_attr(not(feature = "kameo"), allow(dead_code))]
@@ -91,7 +91,6 @@ impl SystemInbox {
     }
 
     /// The incarnation now running.
-    #[cfg_attr(not(feature = "kameo"), allow(dead_code))]
     pub(crate) fn incarnation(&self) -> u64 {
         self.incarnation.load(Ordering::SeqCst)
     }

@@ -860,3 +860,84 @@ fn backoff_delays_follow_their_sequence_in_paused_time() {
     );
     shut_down(executor);
 }
+
+/// Spawns a linked `Worker` in `started` and hands out its ref.
+struct Parent2 {
+    starts: Arc<AtomicU32>,
+    children: Arc<Mutex<Vec<ActorRef<Worker>>>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+impl Actor for Parent2 {
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), BoxError> {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        let (_, mut factory) = Worker::factory("linked", &self.log);
+        let child = ctx.spawn_linked(factory());
+        self.children.lock().unwrap().push(child);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_linked_child_fails_its_parent_and_stops_with_it() {
+    let executor = executor();
+    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let starts = Arc::new(AtomicU32::new(0));
+    let children = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let parent = run(&executor, {
+        let (root, starts, children, log) =
+            (root.clone(), starts.clone(), children.clone(), log.clone());
+        async move {
+            root.child("parent", move || Parent2 {
+                starts: starts.clone(),
+                children: children.clone(),
+                log: log.clone(),
+            })
+            .restart(RestartPolicy::OnFailure)
+            .spawn()
+            .await
+            .unwrap()
+        }
+    });
+    let spawned = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while children.lock().unwrap().len() < count && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        children.lock().unwrap()[count - 1].clone()
+    };
+    // The parent's `started` runs after `spawn` returns.
+    let first_child = spawned(1);
+    // The child's panic fails the parent, which its supervisor restarts;
+    // the new incarnation spawns a new child.
+    run(&executor, {
+        let first_child = first_child.clone();
+        async move {
+            let _ = first_child.ask(Do::Panic).await;
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while starts.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        2,
+        "the parent was restarted: {:?}",
+        log.lock().unwrap()
+    );
+    let second_child = children.lock().unwrap()[1].clone();
+    assert!(!first_child.is_alive());
+    assert!(second_child.is_alive());
+    // Stopping the parent stops its linked child.
+    run(&executor, {
+        let (parent, second_child) = (parent.clone(), second_child.clone());
+        async move {
+            parent.stop();
+            until_stopped(&parent).await;
+            until_stopped(&second_child).await;
+        }
+    });
+    root.stop();
+    shut_down(executor);
+}
