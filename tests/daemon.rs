@@ -32,6 +32,16 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
         .unwrap_or_else(|_| panic!("{what} did not finish within 20 s"))
 }
 
+/// Waits, bounded, until `counter` reaches `target`.
+async fn until_at_least(what: &str, counter: &AtomicUsize, target: usize) {
+    within(what, async {
+        while counter.load(Ordering::SeqCst) < target {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 struct Counter(u64);
 impl Actor for Counter {}
 struct Add(u64);
@@ -124,12 +134,7 @@ async fn a_failing_task_restarts_and_an_always_task_is_not_restarted_by_shutdown
         })
         .build()
         .unwrap();
-    within("the restart", async {
-        while runs.load(Ordering::SeqCst) < 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    until_at_least("the restart", &runs, 2).await;
     daemon.shutdown();
     let exit = within("run", daemon.run()).await.expect("a clean stop");
     assert_eq!(runs.load(Ordering::SeqCst), 2, "one failure, one restart");
@@ -190,12 +195,7 @@ async fn a_subsystem_panic_is_a_failure_that_restarts_it() {
         })
         .build()
         .unwrap();
-    within("the restart", async {
-        while runs.load(Ordering::SeqCst) < 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    until_at_least("the restart", &runs, 2).await;
     daemon.shutdown();
     within("run", daemon.run()).await.unwrap();
 }
@@ -246,12 +246,7 @@ async fn a_failing_health_check_restarts_a_subsystem() {
         })
         .build()
         .unwrap();
-    within("a restart by the health check", async {
-        while runs.load(Ordering::SeqCst) < 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    until_at_least("a restart by the health check", &runs, 2).await;
     healthy.store(true, Ordering::SeqCst);
     daemon.shutdown();
     within("run", daemon.run()).await.unwrap();
