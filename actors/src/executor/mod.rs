@@ -223,9 +223,9 @@ impl ExecutorBuilder {
             self.worker_threads
         };
         let id = NEXT_EXECUTOR_ID.fetch_add(1, Ordering::Relaxed);
-        // Started first, from this (unpinned) thread: see blocking.rs.
-        let blocking = BlockingPool::new(&self.thread_name, self.max_blocking_threads)
-            .map_err(ExecutorError::Runtime)?;
+        // Made first, on this (unpinned) thread, whose CPU mask it keeps
+        // for its threads: see blocking.rs.
+        let blocking = BlockingPool::new(&self.thread_name, self.max_blocking_threads);
         let (exits_tx, exits_rx) = mpsc::channel();
         let exit_notify = Arc::new(tokio::sync::Notify::new());
         let pin_refusal_logged = Arc::new(AtomicBool::new(false));

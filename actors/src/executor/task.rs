@@ -304,6 +304,13 @@ pub enum JoinError {
     /// never started.
     #[error("the executor is shut down; the task was not started")]
     ShutDown,
+    /// The blocking pool could not start its thread (the system refused
+    /// one), so the closure never ran.
+    #[error("the blocking pool could not start a thread: {error}")]
+    NoThread {
+        /// The system's error.
+        error: String,
+    },
 }
 
 impl JoinError {
@@ -346,6 +353,8 @@ enum HandleState<T> {
     Blocking(tokio::task::JoinHandle<Result<T, tokio::task::JoinError>>),
     /// Refused: the executor was shutting down.
     Rejected,
+    /// Never started, for this reason.
+    Failed(JoinError),
 }
 
 impl<T: Send + 'static> JoinHandle<T> {
@@ -374,6 +383,12 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    pub(crate) fn failed(error: JoinError) -> Self {
+        JoinHandle {
+            state: HandleState::Failed(error),
+        }
+    }
+
     /// Aborts the task. A task on a worker has its future dropped on its
     /// worker, before its next poll; awaiting the handle then gives
     /// [`JoinError::Aborted`] (or the output, if it completed first). A
@@ -384,7 +399,7 @@ impl<T> JoinHandle<T> {
         match &self.state {
             HandleState::Task(task) => task.clone().abort(),
             HandleState::Blocking(handle) => handle.abort(),
-            HandleState::Rejected => {}
+            HandleState::Rejected | HandleState::Failed(_) => {}
         }
     }
 
@@ -393,7 +408,7 @@ impl<T> JoinHandle<T> {
         match &self.state {
             HandleState::Task(task) => task.is_finished(),
             HandleState::Blocking(handle) => handle.is_finished(),
-            HandleState::Rejected => true,
+            HandleState::Rejected | HandleState::Failed(_) => true,
         }
     }
 
@@ -419,6 +434,7 @@ impl<T> Future for JoinHandle<T> {
                     .map_err(JoinError::from_tokio)
             }),
             HandleState::Rejected => Poll::Ready(Err(JoinError::ShutDown)),
+            HandleState::Failed(error) => Poll::Ready(Err(error.clone())),
         }
     }
 }
@@ -429,6 +445,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
             HandleState::Task(_) => "task",
             HandleState::Blocking(_) => "blocking",
             HandleState::Rejected => "rejected",
+            HandleState::Failed(_) => "failed",
         };
         f.debug_struct("JoinHandle")
             .field("kind", &kind)
