@@ -66,12 +66,33 @@ const MAX_TURN_IN_PARK_HOOK: Duration = Duration::from_micros(500);
 /// between looks at the remote queue.
 const PURE_SPIN: Duration = Duration::from_micros(2);
 
+/// While a shutdown is under way (see [`WorkerShared::hurry`]), how long an
+/// idle worker watches its queues before it sleeps: long enough to span
+/// the hand-offs of a staged shutdown (a cancelled task's report, the
+/// drain that follows, the stop), which take a few hundred microseconds.
+const HURRY_SPIN: Duration = Duration::from_millis(1);
+
+/// The most a worker spins in all because of a shutdown under way. Past
+/// it, the worker sleeps as usual, so a shutdown whose cleanup takes
+/// seconds does not keep a core busy for them.
+const HURRY_BUDGET: Duration = Duration::from_millis(20);
+
 /// The number of CPUs a `cpu_set_t` holds (glibc's `CPU_SETSIZE`).
 const CPU_SET_CAPACITY: usize = 1024;
 
 thread_local! {
     /// The worker this thread is, if it is one.
     static LOCAL: RefCell<Option<Rc<WorkerLocal>>> = const { RefCell::new(None) };
+
+    /// The worker's exit report, sent when this thread-local is destroyed.
+    /// It is the first thread-local with a destructor that a worker thread
+    /// sets, and glibc runs thread-local destructors in reverse order of
+    /// registration (`__cxa_thread_atexit_impl`), so the report goes out
+    /// after every other thread-local value of the thread was dropped,
+    /// including any a user's task left behind. Nothing of the thread's own
+    /// code runs after it, which is why the executor need not join the
+    /// thread.
+    static EXIT_REPORT: RefCell<Option<ExitGuard>> = const { RefCell::new(None) };
 }
 
 /// Identifies the worker a thread belongs to.
@@ -106,6 +127,12 @@ pub(crate) struct WorkerShared {
     /// Tasks still alive when the shutdown deadline passed, which the
     /// worker then aborted.
     aborted_at_deadline: AtomicUsize,
+    /// Set when a shutdown is under way (`Executor::shutdown_imminent`):
+    /// the worker spins longer before it sleeps.
+    hurry: AtomicBool,
+    /// Set when the stop has been sent: a spinning worker lets tokio poll
+    /// `Serve`, which receives it.
+    stop_sent: AtomicBool,
 }
 
 impl std::fmt::Debug for dyn Runnable {
@@ -137,6 +164,18 @@ impl WorkerShared {
     pub(crate) fn count_poll(&self) {
         let polls = self.polls.load(Ordering::Relaxed);
         self.polls.store(polls + 1, Ordering::Relaxed);
+    }
+
+    /// Asks the worker to spin, not sleep, while it is idle during the
+    /// shutdown that is under way (bounded by [`HURRY_BUDGET`]).
+    pub(crate) fn hurry(&self) {
+        self.hurry.store(true, Ordering::Relaxed);
+    }
+
+    /// Records that the stop was sent, so that a spinning worker stops
+    /// spinning and receives it.
+    pub(crate) fn stop_sent(&self) {
+        self.stop_sent.store(true, Ordering::Release);
     }
 
     /// How many tasks the shutdown deadline caught on this worker.
@@ -254,6 +293,8 @@ struct WorkerLocal {
     main_woken: Cell<bool>,
     stopping: Cell<bool>,
     idle_spin: Duration,
+    /// Time spent in the park hook because of [`WorkerShared::hurry`].
+    hurried: Cell<Duration>,
 }
 
 impl WorkerLocal {
@@ -311,6 +352,13 @@ impl WorkerLocal {
     fn before_park(&self) {
         let entered = Instant::now();
         let mut last_work = entered;
+        let hurrying =
+            self.shared.hurry.load(Ordering::Relaxed) && self.hurried.get() < HURRY_BUDGET;
+        let spin = if hurrying {
+            self.idle_spin.max(HURRY_SPIN)
+        } else {
+            self.idle_spin
+        };
         loop {
             let ran = self.run_tasks(BATCH);
             let now = Instant::now();
@@ -325,7 +373,9 @@ impl WorkerLocal {
                 continue;
             }
             let idle_for = now.duration_since(last_work);
-            if idle_for >= self.idle_spin {
+            if idle_for >= spin
+                || (self.shared.stop_sent.load(Ordering::Acquire) && !self.stopping.get())
+            {
                 break;
             }
             if idle_for < PURE_SPIN {
@@ -338,6 +388,9 @@ impl WorkerLocal {
                 // CPUs, the thread this worker waits for may need this one.
                 std::thread::yield_now();
             }
+        }
+        if hurrying {
+            self.hurried.set(self.hurried.get() + entered.elapsed());
         }
         if let Some(task) = self.arm_remote() {
             self.local_queue.borrow_mut().push_back(task);
@@ -453,6 +506,8 @@ pub(crate) fn new_worker(
         alive: AtomicUsize::new(0),
         polls: AtomicU64::new(0),
         aborted_at_deadline: AtomicUsize::new(0),
+        hurry: AtomicBool::new(false),
+        stop_sent: AtomicBool::new(false),
     });
     (shared, inbox)
 }
@@ -496,7 +551,9 @@ pub(crate) fn run(start: WorkerStart) {
         stop,
         exit,
     } = start;
-    let _exit = exit;
+    // First: see `EXIT_REPORT`. Were the thread-local already destroyed
+    // (it cannot be, this early), the guard reports at once instead.
+    let _ = EXIT_REPORT.try_with(|slot| *slot.borrow_mut() = Some(exit));
     let outcome =
         pin_to.and_then(|cpu| pin_current_thread(cpu, shared.me.index, &pin_refusal_logged));
     let local = Rc::new(WorkerLocal {
@@ -509,6 +566,7 @@ pub(crate) fn run(start: WorkerStart) {
         main_woken: Cell::new(false),
         stopping: Cell::new(false),
         idle_spin,
+        hurried: Cell::new(Duration::ZERO),
     });
     LOCAL.with(|slot| *slot.borrow_mut() = Some(local.clone()));
     // The builder waits for this before it returns.
