@@ -856,6 +856,9 @@ impl DaemonActor {
             .root
             .as_ref()
             .is_some_and(|root| root.try_tell(drain).is_ok());
+        // The cancellations below start a chain of hand-offs between
+        // workers; keep them awake through it.
+        ctx.executor().shutdown_imminent();
         self.shutdown
             .begin(reason, Duration::from_millis(shutdown.timeout_ms));
         if !queued {
@@ -904,6 +907,13 @@ impl DaemonActor {
         } else {
             force_at.saturating_duration_since(Instant::now())
         };
+        // Before `run` is told: it begins the shutdown itself if it finds
+        // none begun (the root actor died), and with no time left.
+        if let Err(err) = ctx.executor().begin_shutdown(remaining) {
+            tracing::warn!(%err, "the executor was already shutting down");
+        }
+        // This actor ends after this handler; the workers wind down while
+        // `run` is being woken.
         if let Some(finish) = self.finish.take() {
             let _ = finish.send(Finish {
                 reason,
@@ -912,11 +922,6 @@ impl DaemonActor {
                 forced,
                 escalation,
             });
-        }
-        // This actor ends after this handler; the workers then wind down
-        // while `run` is being woken.
-        if let Err(err) = ctx.executor().begin_shutdown(remaining) {
-            tracing::warn!(%err, "the executor was already shutting down");
         }
         ctx.stop();
     }
