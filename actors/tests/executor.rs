@@ -610,3 +610,90 @@ fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
     assert_eq!(report.aborted_tasks, 0);
     assert!(report.stuck_workers.is_empty());
 }
+
+thread_local! {
+    /// A user's thread-local with a destructor, set by a task on a worker.
+    static LEFT_BEHIND: std::cell::RefCell<Option<SetOnDrop>> = const { std::cell::RefCell::new(None) };
+}
+
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        // Slow enough that a report sent before it would be seen first.
+        std::thread::sleep(Duration::from_millis(50));
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn shutdown_returns_after_the_workers_thread_locals_are_dropped() {
+    // The workers are not joined; their exit report comes from their
+    // thread's last thread-local destructor, so a user's thread-local left
+    // on a worker has been dropped when shutdown returns.
+    let executor = Executor::builder().worker_threads(1).build().unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    executor
+        .spawn(async move {
+            LEFT_BEHIND.with(|slot| *slot.borrow_mut() = Some(SetOnDrop(flag)));
+        })
+        .join()
+        .unwrap();
+    shut_down(&executor);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "shutdown returned before the worker thread's thread-locals were dropped"
+    );
+}
+
+/// CPU time of this process's thread named `name`, from
+/// `/proc/self/task/*/schedstat`.
+fn cpu_time_of_thread(name: &str) -> Duration {
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap();
+            let nanos: u64 = schedstat
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            return Duration::from_nanos(nanos);
+        }
+    }
+    panic!("no thread named {name}");
+}
+
+#[test]
+fn a_shutdown_under_way_keeps_workers_spinning_within_a_budget() {
+    let executor = Executor::builder()
+        .worker_threads(1)
+        .thread_name("spin-budget")
+        .build()
+        .unwrap();
+    executor.spawn(async {}).join().unwrap();
+    // Let it settle asleep.
+    std::thread::sleep(Duration::from_millis(50));
+    let before = cpu_time_of_thread("spin-budget-0");
+    executor.shutdown_imminent();
+    // 60 wake-ups, 3 ms apart: without a budget each would be followed by
+    // 1 ms of spinning, 60 ms in all.
+    for _ in 0..60 {
+        executor.spawn(async {}).join().unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let spent = cpu_time_of_thread("spin-budget-0") - before;
+    // The default idle spin alone (20 us per wake-up) would be about 1 ms.
+    assert!(
+        spent >= Duration::from_millis(8),
+        "the worker did not spin while a shutdown was under way: {spent:?}"
+    );
+    assert!(
+        spent <= Duration::from_millis(40),
+        "the worker spun past its 20 ms budget: {spent:?}"
+    );
+    shut_down(&executor);
+}
