@@ -54,7 +54,7 @@
 //!    then every task left on the executor.
 //! 3. **Kill** (`kill_timeout_ms`): if the process has still not finished
 //!    (a thread stuck in blocking code ignores aborts), a watchdog thread
-//!    removes the PID file and exits the process.
+//!    removes the PID file and exits the process (see `kill_stage.rs`).
 //!
 //! A second SIGINT during shutdown jumps to the force stage at once.
 //!
@@ -77,7 +77,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proc_daemon_actors::events::EventBus;
@@ -89,6 +89,7 @@ use proc_daemon_actors::supervision::{
     DEFAULT_HEALTH_CHECK_FAILURES, Drain, DrainReport, Escalation,
 };
 
+use crate::kill_stage::KillSwitch;
 use crate::lock::lock;
 use crate::pid_file::PidFile;
 use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason};
@@ -248,8 +249,9 @@ impl DaemonBuilder {
             .map_err(|err| Error::io("start the executor", None, std::io::Error::other(err)))?;
 
         let shutdown = DaemonShutdown::new();
+        let finish = Arc::new(FinishRecord::default());
         let events = manager.bus().clone();
-        let kill = KillSwitch::start(pid_file.as_ref())?;
+        let kill = Arc::new(KillSwitch::start(pid_file.as_ref())?);
         let signal_listeners = Arc::new(Mutex::new(Vec::new()));
         let spawn_failed = |err| {
             Error::io(
@@ -268,7 +270,8 @@ impl DaemonBuilder {
                 signals: signals.clone(),
                 reload_subscribers: Vec::new(),
                 phase: Phase::Running,
-                finish: None,
+                finish: finish.clone(),
+                executor: executor.clone(),
                 kill: kill.clone(),
                 force_timer: None,
                 events: events.clone(),
@@ -282,11 +285,10 @@ impl DaemonBuilder {
             .escalate_to(actor.clone().recipient())
             .spawn_on(&executor, CONTROL_WORKER)
             .map_err(spawn_failed)?;
-        let (finish_tx, finish_rx) = tokio::sync::oneshot::channel();
         let daemon_actor = actor.clone();
         let attach_root = root.clone();
         executor
-            .spawn(async move { daemon_actor.ask(Attach(attach_root, finish_tx)).await })
+            .spawn(async move { daemon_actor.ask(Attach(attach_root)).await })
             .join()
             .map_err(|err| {
                 Error::subsystem("daemon", format!("the root actor did not start: {err}"))
@@ -315,7 +317,8 @@ impl DaemonBuilder {
                 root,
                 actor,
                 shutdown,
-                finish: Mutex::new(Some(finish_rx)),
+                finish,
+                run_called: AtomicBool::new(false),
                 pid_file: Mutex::new(pid_file),
                 signal_listeners,
                 kill,
@@ -351,7 +354,8 @@ struct Inner {
     root: ActorRef<Supervisor>,
     actor: ActorRef<DaemonActor>,
     shutdown: Arc<DaemonShutdown>,
-    finish: Mutex<Option<tokio::sync::oneshot::Receiver<Finish>>>,
+    finish: Arc<FinishRecord>,
+    run_called: AtomicBool,
     pid_file: Mutex<Option<PidFile>>,
     signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
     kill: Arc<KillSwitch>,
@@ -453,37 +457,18 @@ impl Daemon {
     /// [`Error::exit_code`] gives the documented exit code. Calling `run`
     /// on a second clone is an [`Error::Shutdown`].
     pub async fn run(self) -> Result<DaemonExit> {
-        let Some(finish) = lock(&self.inner.finish).take() else {
+        if self.inner.run_called.swap(true, Ordering::AcqRel) {
             return Err(Error::shutdown(
                 "Daemon::run was already called on this daemon",
             ));
-        };
-        let finish = finish.await.unwrap_or_else(|_| {
-            // The root actor died without finishing: nothing armed the
-            // kill stage or began the force stage.
-            let now = Instant::now();
-            let shutdown = &self.inner.config.shutdown;
-            self.inner.kill.arm(
-                now + Duration::from_millis(shutdown.force_timeout_ms) + ABORT_GRACE,
-                now + Duration::from_millis(shutdown.kill_timeout_ms),
-            );
-            Finish {
-                reason: ShutdownReason::Escalated(
-                    "the daemon's root actor ended unexpectedly".into(),
-                ),
-                began: now,
-                report: DrainReport::default(),
-                forced: true,
-                escalation: None,
-            }
-        });
-        // The root actor has already told the workers to finish by the
-        // force deadline (see `DaemonActor::finish_now`); they wind down
-        // while this task is being woken.
+        }
+        // Everything `run` reports is settled once the workers have exited:
+        // the root actor records how the daemon stopped, then begins the
+        // executor's shutdown (or, should it die first, its `Drop` does).
+        // So this task is woken once, by the last worker to exit, and not
+        // also when the tree has stopped: on a small VM every wake-up of a
+        // sleeping thread costs on the order of 100 µs.
         let executor = self.inner.executor.clone();
-        // Only needed if the root actor died without finishing; otherwise
-        // it has begun already and this is a no-op.
-        let _ = executor.begin_shutdown(Duration::ZERO);
         if !executor.workers_exited() {
             // Wait without blocking the caller's runtime, until the workers
             // exit or the kill timer says they are stuck.
@@ -492,6 +477,7 @@ impl Daemon {
                 () = self.inner.kill.gave_up() => {}
             }
         }
+        let finish = self.inner.finish.take(&executor).await;
         // Now it does not block on the workers: they have exited, or the
         // wait is past its deadline.
         let executor_report = executor.wait_shutdown().ok();
@@ -590,11 +576,15 @@ impl Daemon {
         for listener in lock(&self.inner.signal_listeners).drain(..) {
             listener.abort();
         }
-        self.inner.actor.stop();
-        self.inner.root.stop();
-        let _ = self.inner.executor.shutdown(Duration::from_millis(
+        // Begun before the root actor stops, whose `Drop` would otherwise
+        // begin it with no time left.
+        let executor = &self.inner.executor;
+        let _ = executor.begin_shutdown(Duration::from_millis(
             self.inner.config.shutdown.force_timeout_ms,
         ));
+        self.inner.actor.stop();
+        self.inner.root.stop();
+        let _ = executor.wait_shutdown();
         drop(lock(&self.inner.pid_file).take());
     }
 }
@@ -674,7 +664,9 @@ pub struct DaemonActor {
     signals: SignalConfig,
     reload_subscribers: Vec<Recipient<Reload>>,
     phase: Phase,
-    finish: Option<tokio::sync::oneshot::Sender<Finish>>,
+    /// Where `run` finds how the daemon stopped.
+    finish: Arc<FinishRecord>,
+    executor: Executor,
     kill: Arc<KillSwitch>,
     force_timer: Option<JoinHandle<()>>,
     events: Arc<EventBus>,
@@ -710,10 +702,57 @@ struct Finish {
     escalation: Option<String>,
 }
 
+/// How the daemon stopped, recorded by the root actor for `run`.
+#[derive(Default)]
+struct FinishRecord {
+    record: Mutex<Option<Finish>>,
+    /// Wakes a `run` that is waiting for the record (only after it gave up
+    /// waiting for the workers: normally the record is there before the
+    /// workers exit).
+    recorded: tokio::sync::Notify,
+}
+
+impl FinishRecord {
+    /// Records how the daemon stopped; the first record counts.
+    fn record(&self, finish: Finish) {
+        lock(&self.record).get_or_insert(finish);
+        self.recorded.notify_waiters();
+    }
+
+    /// The record. Waits for it while the workers have not all exited: the
+    /// root actor may be stuck behind a blocked worker, and then the kill
+    /// stage ends the process.
+    async fn take(&self, executor: &Executor) -> Finish {
+        loop {
+            let recorded = self.recorded.notified();
+            let mut recorded = std::pin::pin!(recorded);
+            recorded.as_mut().enable();
+            if let Some(finish) = lock(&self.record).take() {
+                return finish;
+            }
+            if executor.workers_exited() {
+                // No record, yet every worker is gone (the root actor's own
+                // `Drop` records one): the executor was shut down from
+                // outside before the root actor was dropped.
+                return Finish {
+                    reason: ShutdownReason::Escalated(
+                        "the daemon's executor was shut down outside the daemon".into(),
+                    ),
+                    began: Instant::now(),
+                    report: DrainReport::default(),
+                    forced: true,
+                    escalation: None,
+                };
+            }
+            recorded.await;
+        }
+    }
+}
+
 impl Actor for DaemonActor {}
 
-/// Gives the root actor its supervisor and the channel to `run`.
-struct Attach(ActorRef<Supervisor>, tokio::sync::oneshot::Sender<Finish>);
+/// Gives the root actor its supervisor.
+struct Attach(ActorRef<Supervisor>);
 struct SignalReceived(Signal);
 struct ShutdownRequest(ShutdownReason);
 struct SubscribeReload(Recipient<Reload>);
@@ -721,9 +760,8 @@ struct ForceDeadline;
 
 impl Handler<Attach> for DaemonActor {
     type Reply = ();
-    async fn handle(&mut self, Attach(root, finish): Attach, _ctx: &mut Context<Self>) {
+    async fn handle(&mut self, Attach(root): Attach, _ctx: &mut Context<Self>) {
         self.root = Some(root);
-        self.finish = Some(finish);
     }
 }
 
@@ -809,6 +847,36 @@ impl Handler<ForceDeadline> for DaemonActor {
             );
             self.finish_now(DrainReport::default(), true, ctx);
         }
+    }
+}
+
+impl Drop for DaemonActor {
+    fn drop(&mut self) {
+        if matches!(self.phase, Phase::Finished) {
+            return;
+        }
+        // The root actor ended without finishing the shutdown (its task
+        // was aborted, or the executor was shut down under it): nothing
+        // else will. Record it for `run`, arm the kill stage and stop the
+        // workers at once.
+        let now = Instant::now();
+        let shutdown = &self.config.shutdown;
+        self.kill.arm(
+            now + Duration::from_millis(shutdown.force_timeout_ms) + ABORT_GRACE,
+            now + Duration::from_millis(shutdown.kill_timeout_ms),
+        );
+        let began = match self.phase {
+            Phase::Draining { began, .. } => began,
+            _ => now,
+        };
+        self.finish.record(Finish {
+            reason: ShutdownReason::Escalated("the daemon's root actor ended unexpectedly".into()),
+            began,
+            report: DrainReport::default(),
+            forced: true,
+            escalation: None,
+        });
+        let _ = self.executor.begin_shutdown(Duration::ZERO);
     }
 }
 
@@ -907,151 +975,20 @@ impl DaemonActor {
         } else {
             force_at.saturating_duration_since(Instant::now())
         };
-        // Before `run` is told: it begins the shutdown itself if it finds
-        // none begun (the root actor died), and with no time left.
+        // Recorded before the executor's shutdown begins: `run` reads it
+        // once the workers have exited.
+        self.finish.record(Finish {
+            reason,
+            began,
+            report,
+            forced,
+            escalation,
+        });
+        // This actor ends after this handler; the workers then wind down,
+        // and the last one to exit wakes `run`.
         if let Err(err) = ctx.executor().begin_shutdown(remaining) {
             tracing::warn!(%err, "the executor was already shutting down");
         }
-        // This actor ends after this handler; the workers wind down while
-        // `run` is being woken.
-        if let Some(finish) = self.finish.take() {
-            let _ = finish.send(Finish {
-                reason,
-                began,
-                report,
-                forced,
-                escalation,
-            });
-        }
         ctx.stop();
-    }
-}
-
-/// The kill stage: a thread that exits the process at the kill deadline
-/// unless `run` finished first.
-///
-/// It also marks the moment to stop waiting for workers: the force
-/// deadline plus [`ABORT_GRACE`]. A worker that has not exited by then is
-/// stuck in blocking code; `run` reports it and returns, and the process
-/// exit takes the thread with it.
-struct KillSwitch {
-    state: Mutex<KillState>,
-    wake: Condvar,
-    gave_up_waiting: AtomicBool,
-    give_up: tokio::sync::Notify,
-    pid_file: Option<(PathBuf, (u64, u64))>,
-}
-
-/// Where the kill timer is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KillState {
-    /// Shutdown has not begun: the thread waits, with no timeout.
-    Idle,
-    /// Shutdown has begun: give up waiting for workers at the first
-    /// instant, exit the process at the second.
-    Armed {
-        give_up_at: Instant,
-        kill_at: Instant,
-    },
-    /// `run` finished: the thread ends.
-    Disarmed,
-}
-
-impl KillSwitch {
-    /// Starts the kill timer's thread, idle. It is started with the daemon,
-    /// not when shutdown begins, so that starting a thread (a few hundred
-    /// microseconds on a small VM) is not on the way out. While idle it
-    /// waits on a condition variable with no timeout: no wake-ups.
-    fn start(pid_file: Option<&PidFile>) -> Result<Arc<Self>> {
-        let switch = Arc::new(KillSwitch {
-            state: Mutex::new(KillState::Idle),
-            wake: Condvar::new(),
-            gave_up_waiting: AtomicBool::new(false),
-            give_up: tokio::sync::Notify::new(),
-            pid_file: pid_file.map(|p| (p.path().to_owned(), p.identity())),
-        });
-        let me = switch.clone();
-        std::thread::Builder::new()
-            .name("daemon-kill-timer".into())
-            .spawn(move || me.watch())
-            .map_err(|err| Error::io("start the kill-stage timer thread", None, err))?;
-        Ok(switch)
-    }
-
-    fn watch(&self) {
-        let mut state = lock(&self.state);
-        let (give_up_at, kill_at) = loop {
-            match *state {
-                KillState::Idle => {
-                    state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
-                }
-                KillState::Armed {
-                    give_up_at,
-                    kill_at,
-                } => break (give_up_at, kill_at),
-                KillState::Disarmed => return,
-            }
-        };
-        drop(state);
-        if !self.sleep_until(give_up_at) {
-            return;
-        }
-        self.gave_up_waiting.store(true, Ordering::Release);
-        self.give_up.notify_waiters();
-        if !self.sleep_until(kill_at) {
-            return;
-        }
-        tracing::error!(
-            code = EXIT_KILLED,
-            "kill timeout reached; exiting with work still running"
-        );
-        if let Some((path, identity)) = &self.pid_file {
-            PidFile::remove(path, *identity);
-        }
-        std::process::exit(EXIT_KILLED);
-    }
-
-    /// Starts the countdown (only the first call counts).
-    fn arm(&self, give_up_at: Instant, kill_at: Instant) {
-        let mut state = lock(&self.state);
-        if *state == KillState::Idle {
-            *state = KillState::Armed {
-                give_up_at,
-                kill_at,
-            };
-            self.wake.notify_all();
-        }
-    }
-
-    /// Sleeps until `deadline`; false if disarmed first.
-    fn sleep_until(&self, deadline: Instant) -> bool {
-        let guard = lock(&self.state);
-        let (guard, _) = self
-            .wake
-            .wait_timeout_while(
-                guard,
-                deadline.saturating_duration_since(Instant::now()),
-                |state| *state != KillState::Disarmed && Instant::now() < deadline,
-            )
-            .unwrap_or_else(|p| p.into_inner());
-        *guard != KillState::Disarmed
-    }
-
-    /// Resolves once waiting for the workers should stop.
-    async fn gave_up(&self) {
-        loop {
-            let notified = self.give_up.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            if self.gave_up_waiting.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    fn disarm(&self) {
-        *lock(&self.state) = KillState::Disarmed;
-        self.wake.notify_all();
     }
 }

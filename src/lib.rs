@@ -39,6 +39,7 @@ mod features;
 pub mod config;
 pub mod daemon;
 pub mod error;
+mod kill_stage;
 pub mod lock;
 pub mod logging;
 pub mod pid_file;

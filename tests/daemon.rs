@@ -25,6 +25,17 @@ fn builder() -> proc_daemon::DaemonBuilder {
     Daemon::builder(config()).with_signal_config(SignalConfig::none())
 }
 
+/// A daemon whose one subsystem, "service", waits for the shutdown.
+fn daemon_with_an_idle_service() -> Daemon {
+    builder()
+        .with_task("service", |mut shutdown| async move {
+            shutdown.cancelled().await;
+            Ok(())
+        })
+        .build()
+        .unwrap()
+}
+
 /// Bounds a test's wait on the daemon.
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), future)
@@ -55,13 +66,7 @@ impl Handler<Add> for Counter {
 
 #[tokio::test]
 async fn actors_under_the_root_supervisor_and_programmatic_shutdown() {
-    let daemon = builder()
-        .with_task("service", |mut shutdown| async move {
-            shutdown.cancelled().await;
-            Ok(())
-        })
-        .build()
-        .unwrap();
+    let daemon = daemon_with_an_idle_service();
     let counter = within(
         "spawning a child",
         daemon
@@ -279,4 +284,24 @@ async fn run_twice_is_an_error_not_a_hang() {
     within("run", daemon.run()).await.unwrap();
     let err = within("second run", other.run()).await.unwrap_err();
     assert!(err.to_string().contains("already"), "{err}");
+}
+
+#[tokio::test]
+async fn run_returns_a_forced_stop_when_the_executor_is_shut_down_under_it() {
+    // Nothing of the daemon's own shutdown runs: the workers are stopped
+    // from outside, which ends the root actor without a drain. `run` must
+    // not wait forever for a report that will never come.
+    let daemon = daemon_with_an_idle_service();
+    daemon
+        .executor()
+        .begin_shutdown(Duration::ZERO)
+        .expect("the executor was running");
+    let err = within("run", daemon.run())
+        .await
+        .expect_err("an unplanned stop is not a clean one");
+    assert_eq!(err.exit_code(), proc_daemon::daemon::EXIT_FORCED);
+    assert!(
+        err.to_string().contains("root actor ended unexpectedly"),
+        "{err}"
+    );
 }

@@ -228,6 +228,7 @@ impl ExecutorBuilder {
         let blocking = BlockingPool::new(&self.thread_name, self.max_blocking_threads);
         let (exits_tx, exits_rx) = mpsc::channel();
         let exit_notify = Arc::new(tokio::sync::Notify::new());
+        let running_workers = Arc::new(AtomicUsize::new(worker_count));
         let pin_refusal_logged = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(worker_count);
         let mut startups = Vec::with_capacity(worker_count);
@@ -259,6 +260,7 @@ impl ExecutorBuilder {
                     index,
                     exits: exits_tx.clone(),
                     exited: exit_notify.clone(),
+                    running: running_workers.clone(),
                 },
             };
             // Detached: the worker reports its own exit (see

@@ -481,15 +481,21 @@ pub struct WorkerInfo {
 pub(crate) struct ExitGuard {
     pub(crate) index: usize,
     pub(crate) exits: mpsc::Sender<usize>,
-    /// Wakes async waiters (`Executor::workers_exited_async`).
+    /// Wakes async waiters (`Executor::workers_exited_async`) when the
+    /// last worker exits: waking them at each exit would only put them
+    /// back to sleep.
     pub(crate) exited: Arc<tokio::sync::Notify>,
+    /// Workers that have not exited yet.
+    pub(crate) running: Arc<AtomicUsize>,
 }
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         // The executor may be gone; then nobody is waiting.
         let _ = self.exits.send(self.index);
-        self.exited.notify_waiters();
+        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.exited.notify_waiters();
+        }
     }
 }
 
