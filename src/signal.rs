@@ -27,7 +27,9 @@
 //! A handler writes each signal's number into a pipe, and one task on the
 //! daemon's control worker reads it (see `listen` for why not
 //! `tokio::signal`). An idle daemon therefore sleeps in the kernel until a
-//! signal arrives: there is no polling tick.
+//! signal arrives: there is no polling tick. A signal that stops the daemon
+//! also wakes the other workers at once, through a second pipe, so that
+//! they are awake when the shutdown reaches them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -236,7 +238,18 @@ impl SignalConfig {
 /// the way out. Here a handler writes the signal's number into a pipe that
 /// only the listener's worker watches: one thread wakes.
 ///
-/// Aborting the returned task unregisters the handlers. The process then
+/// A signal that stops the daemon (SIGTERM, SIGINT, SIGQUIT) is also
+/// written to a second pipe, the wake-up pipe, which a small task on every
+/// other worker watches. A worker woken by it marks the executor's shutdown
+/// as imminent ([`Executor::shutdown_imminent`]) and so spins instead of
+/// sleeping again. The handler runs before the control worker has even
+/// woken; by the time the root actor cancels the subsystems, some of which
+/// run on those other workers, they are awake. Waking a sleeping thread
+/// costs on the order of 100 µs on a small VM, and this takes that wait
+/// off the way out (docs/PERFORMANCE.md, "Daemon"). Other signals wake
+/// only the control worker.
+///
+/// Aborting the returned tasks unregisters the handlers. The process then
 /// keeps ignoring those signals: a Unix disposition, once handled, stays
 /// handled (see the module docs).
 pub(crate) fn listen(
@@ -258,23 +271,42 @@ pub(crate) fn listen(
     // block inside a signal handler.
     set_nonblocking(&writer).map_err(pipe_error)?;
     let writer = Arc::new(writer);
+    // With a single worker there is no other worker to wake, and a pipe
+    // nobody reads would only make the handler's write fail with EPIPE.
+    let wake_pipe = if executor.worker_count() > 1 {
+        let wake_error = |err| Error::io("create the wake-up pipe", None, err);
+        let (reader, writer) = std::io::pipe().map_err(wake_error)?;
+        set_nonblocking(&writer).map_err(wake_error)?;
+        Some((std::os::fd::OwnedFd::from(reader), Arc::new(writer)))
+    } else {
+        None
+    };
     let mut registration = Registration(Vec::new());
     for &signal in &handled {
         let keep_open = writer.clone();
+        let wake = wake_pipe
+            .as_ref()
+            .filter(|_| signal.stops_the_daemon())
+            .map(|(_, writer)| writer.clone());
         let number = signal.number();
         let byte = [u8::try_from(number).expect("signal numbers fit a byte")];
         // SAFETY: `register` requires an async-signal-safe action. This one
-        // only calls write(2), which POSIX lists as async-signal-safe, on a
-        // descriptor that `keep_open` (owned by the action) keeps open for
-        // as long as the action exists; it allocates nothing, takes no lock
-        // and ignores the result (a full pipe drops the byte: the listener
-        // is already behind on signals). signal-hook-registry saves and
-        // restores errno around actions. Exercised with real signals by
-        // tests/daemon_process.rs and tests/reference_samples.rs (Miri cannot
-        // run signal handlers).
+        // only calls write(2), which POSIX lists as async-signal-safe, on
+        // descriptors that `keep_open` and `wake` (owned by the action) keep
+        // open for as long as the action exists; it allocates nothing, takes
+        // no lock and ignores the results (a full pipe drops the byte: its
+        // reader is already behind). signal-hook-registry saves and restores
+        // errno around actions. Exercised with real signals by
+        // tests/daemon_process.rs and tests/reference_samples.rs (Miri
+        // cannot run signal handlers).
         let id = unsafe {
             signal_hook_registry::register(number, move || {
                 let _ = libc::write(keep_open.as_raw_fd(), byte.as_ptr().cast(), 1);
+                // Second: a worker woken here may preempt this thread, which
+                // must have told the control worker first.
+                if let Some(wake) = &wake {
+                    let _ = libc::write(wake.as_raw_fd(), byte.as_ptr().cast(), 1);
+                }
             })
         }
         .map_err(|err| Error::io(format!("register a handler for {signal}"), None, err))?;
@@ -282,48 +314,78 @@ pub(crate) fn listen(
     }
     let task = async move {
         let _registration = registration;
-        // Registered with this worker's reactor, so only this thread wakes.
-        let reader = match tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into()) {
-            Ok(reader) => reader,
-            Err(err) => {
-                tracing::error!(%err, "could not watch the signal pipe; signals are not handled");
-                return;
-            }
-        };
-        let mut buffer = [0u8; 64];
-        loop {
-            if reader.readable().await.is_err() {
-                return;
-            }
-            match reader.try_read(&mut buffer) {
-                Ok(0) => return,
-                Ok(count) => {
-                    for &number in &buffer[..count] {
-                        if let Some(signal) = Signal::from_number(i32::from(number)) {
-                            deliver(signal);
-                        }
-                    }
-                }
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(err) => {
-                    tracing::error!(%err, "reading the signal pipe failed; signals are not handled");
-                    return;
+        let delivered = watch_pipe(reader.into(), |bytes| {
+            for &number in bytes {
+                if let Some(signal) = Signal::from_number(i32::from(number)) {
+                    deliver(signal);
                 }
             }
+        })
+        .await;
+        if let Err(err) = delivered {
+            tracing::error!(%err, "the signal pipe failed; signals are not handled");
         }
     };
-    let listener = executor.spawn_on(worker, task).map_err(|err| {
+    let spawn_error = |err| {
         Error::io(
             "start the signal listener",
             None,
             std::io::Error::other(err),
         )
-    })?;
-    Ok(vec![listener])
+    };
+    let mut listeners = vec![executor.spawn_on(worker, task).map_err(spawn_error)?];
+    if let Some((wake_reader, wake_writer)) = wake_pipe {
+        for other in (0..executor.worker_count()).filter(|&w| w != worker) {
+            let reader = wake_reader
+                .try_clone()
+                .map_err(|err| Error::io("share the wake-up pipe", None, err))?;
+            let wake = wake_up_on_signal(reader, executor.clone(), wake_writer.clone());
+            listeners.push(executor.spawn_on(other, wake).map_err(spawn_error)?);
+        }
+    }
+    Ok(listeners)
+}
+
+/// The task on a worker other than the listener's: waits on the wake-up
+/// pipe (its own descriptor for it, registered with this worker's reactor)
+/// and marks the shutdown imminent when a stopping signal arrives. Several
+/// workers watch the same pipe; each is woken by each write, whichever of
+/// them reads the byte.
+async fn wake_up_on_signal(
+    reader: std::os::fd::OwnedFd,
+    executor: Executor,
+    _keep_open: Arc<std::io::PipeWriter>,
+) {
+    if let Err(err) = watch_pipe(reader, |_| executor.shutdown_imminent()).await {
+        // Only the early wake-up is lost; the shutdown still wakes this
+        // worker when it gets here.
+        tracing::debug!(%err, "the wake-up pipe failed");
+    }
+}
+
+/// Reads `reader` (a pipe's read end) on the calling worker's reactor, so
+/// that only this thread wakes, and hands every chunk read to `on_bytes`.
+/// Returns when the pipe's writers are gone, or with the error that ended
+/// it.
+async fn watch_pipe(
+    reader: std::os::fd::OwnedFd,
+    mut on_bytes: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader)?;
+    let mut buffer = [0u8; 64];
+    loop {
+        reader.readable().await?;
+        match reader.try_read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(count) => on_bytes(&buffer[..count]),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// The registered handlers, unregistered when dropped.
