@@ -171,6 +171,11 @@ impl DaemonShutdown {
         self.token.cancel();
     }
 
+    /// Whether the daemon's shutdown has begun.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     pub(crate) fn reason(&self) -> Option<ShutdownReason> {
         crate::lock::lock(&self.reason).clone()
     }

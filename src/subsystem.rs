@@ -157,8 +157,15 @@ impl Actor for SubsystemActor {
         let handle = ShutdownHandle::for_incarnation(self.daemon.clone(), self.incarnation.clone());
         let body = CatchUnwind::new(self.subsystem.run(handle));
         let me = ctx.actor_ref().clone();
+        let daemon = self.daemon.clone();
         let task = async move {
             let ended = body.await;
+            if matches!(ended, Ok(Ok(()))) && daemon.is_shutting_down() {
+                // The daemon's drain stops this actor anyway, in its turn:
+                // a clean return because of the shutdown needs no report.
+                tracing::debug!("subsystem finished for the shutdown");
+                return;
+            }
             // The actor may be gone (aborted); then nobody is waiting.
             let _ = me.try_tell(RunEnded(ended));
         };
