@@ -577,7 +577,7 @@ impl Executor {
 
     /// Tells the workers that a shutdown is under way, before it reaches
     /// the executor. Until the executor stops, an idle worker watches its
-    /// queues for up to a millisecond before it sleeps (instead of
+    /// queues for up to 250 µs before it sleeps (instead of
     /// [`idle_spin`](ExecutorBuilder::idle_spin)), and at most 20 ms in
     /// all per worker.
     ///
