@@ -28,6 +28,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use proc_daemon_benches::percentile;
+
 const ROLE: &str = "DAEMON_EXIT_ROLE";
 const SUBSYSTEMS: usize = 10;
 /// The health-check interval of the "health checks on" role.
@@ -209,11 +211,6 @@ fn exit_once(role: &str) -> (Duration, String) {
         _ => "unknown".to_owned(),
     };
     (took, how)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index]
 }
 
 /// CPU nanoseconds and (voluntary, involuntary) switches, summed over the
