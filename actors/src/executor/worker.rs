@@ -435,7 +435,24 @@ impl WorkerLocal {
 
     /// After the worker's last poll: refuse further remote pushes and abort
     /// what raced in before the refusal.
+    ///
+    /// First it parks a no-op waker in the remote queue in place of the
+    /// runtime's. The queue outlives the worker (every task and the
+    /// executor hold its sending side), and the runtime's waker would keep
+    /// the runtime's driver alive with it, so the driver's descriptors
+    /// (epoll, eventfd, timer) would be closed by whichever thread drops the
+    /// executor last: on a daemon's way out, the thread that `run` returns
+    /// on. Replaced, they are closed here, with the runtime.
     fn close(&self) {
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            // The borrow ends before the abort, which may touch the queue.
+            let next = self.remote.borrow_mut().poll_recv(&mut cx);
+            let Poll::Ready(Some(task)) = next else {
+                break;
+            };
+            task.abort_now();
+        }
         self.remote.borrow_mut().close();
         loop {
             let next = self.remote.borrow_mut().try_recv();
