@@ -926,7 +926,9 @@ fn a_linked_child_fails_its_parent_and_stops_with_it() {
         "the parent was restarted: {:?}",
         log.lock().unwrap()
     );
-    let second_child = children.lock().unwrap()[1].clone();
+    // `starts` counts the incarnation as its `started` begins; the child it
+    // spawns is pushed at the end, so wait for that, not for the count.
+    let second_child = spawned(2);
     assert!(!first_child.is_alive());
     assert!(second_child.is_alive());
     // Stopping the parent stops its linked child.
