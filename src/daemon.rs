@@ -364,7 +364,22 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // A daemon dropped without `run` (or after it) ends its kill timer.
+        if !self.run_called.load(Ordering::Acquire) {
+            // The last handle is gone and `run` was never called, so nothing
+            // will ever wait for this daemon: stop it as `Daemon::shutdown`
+            // would. Its subsystems are cancelled and drained, and its
+            // workers exit once the tree has stopped. (A `Context` on every
+            // actor holds the executor, so the workers would otherwise run
+            // for the life of the process.)
+            let _ = self
+                .actor
+                .try_tell(ShutdownRequest(ShutdownReason::Requested(
+                    "the daemon was dropped without `run`".into(),
+                )));
+        }
+        // Disarmed first, so the shutdown just requested never arms it:
+        // nobody is left to disarm it, and a watchdog must not end the
+        // process of a daemon that nobody runs.
         self.kill.disarm();
     }
 }

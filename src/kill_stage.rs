@@ -125,7 +125,8 @@ impl KillSwitch {
         })
     }
 
-    /// Starts the countdown (only the first call counts). Never wakes a
+    /// Starts the countdown (only the first call counts, and none after
+    /// [`disarm`](Self::disarm), which is final). Never wakes a
     /// thread: it reprograms the timer.
     pub(crate) fn arm(&self, give_up_at: Instant, kill_at: Instant) {
         {

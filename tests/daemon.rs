@@ -305,3 +305,48 @@ async fn run_returns_a_forced_stop_when_the_executor_is_shut_down_under_it() {
         "{err}"
     );
 }
+
+/// The threads of this process whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with(prefix))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_daemon_dropped_without_run_stops_its_subsystems_and_workers() {
+    let cleaned_up = Arc::new(AtomicUsize::new(0));
+    let cleanup = cleaned_up.clone();
+    let config = Config::builder()
+        .name("dropme")
+        .worker_threads(2)
+        .ignore_env()
+        .build()
+        .unwrap();
+    let daemon = Daemon::builder(config)
+        .with_signal_config(SignalConfig::none())
+        .with_task("service", move |mut shutdown| {
+            let cleanup = cleanup.clone();
+            async move {
+                shutdown.cancelled().await;
+                cleanup.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    assert_eq!(threads_named("dropme-worker-"), 2);
+    drop(daemon);
+    until_at_least("the subsystem's cleanup", &cleaned_up, 1).await;
+    within("the workers' exit", async {
+        while threads_named("dropme-worker-") > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
