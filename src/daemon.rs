@@ -92,7 +92,7 @@ use proc_daemon_actors::supervision::{
 use crate::kill_stage::KillSwitch;
 use crate::lock::lock;
 use crate::pid_file::PidFile;
-use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason};
+use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason, wait_until};
 use crate::signal::{self, Signal, SignalConfig};
 use crate::subsystem::{FnSubsystem, Subsystem, SubsystemActor, SubsystemManager};
 use crate::{Config, Error, RestartPolicy, Result};
@@ -738,29 +738,24 @@ impl FinishRecord {
     /// root actor may be stuck behind a blocked worker, and then the kill
     /// stage ends the process.
     async fn take(&self, executor: &Executor) -> Finish {
-        loop {
-            let recorded = self.recorded.notified();
-            let mut recorded = std::pin::pin!(recorded);
-            recorded.as_mut().enable();
+        wait_until(&self.recorded, || {
             if let Some(finish) = lock(&self.record).take() {
-                return finish;
+                return Some(finish);
             }
-            if executor.workers_exited() {
-                // No record, yet every worker is gone (the root actor's own
-                // `Drop` records one): the executor was shut down from
-                // outside before the root actor was dropped.
-                return Finish {
-                    reason: ShutdownReason::Escalated(
-                        "the daemon's executor was shut down outside the daemon".into(),
-                    ),
-                    began: Instant::now(),
-                    report: DrainReport::default(),
-                    forced: true,
-                    escalation: None,
-                };
-            }
-            recorded.await;
-        }
+            // No record, yet every worker is gone (the root actor's own
+            // `Drop` records one): the executor was shut down from outside
+            // before the root actor was dropped.
+            executor.workers_exited().then(|| Finish {
+                reason: ShutdownReason::Escalated(
+                    "the daemon's executor was shut down outside the daemon".into(),
+                ),
+                began: Instant::now(),
+                report: DrainReport::default(),
+                forced: true,
+                escalation: None,
+            })
+        })
+        .await
     }
 }
 

@@ -31,13 +31,13 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::daemon::EXIT_KILLED;
 use crate::lock::lock;
 use crate::pid_file::PidFile;
+use crate::shutdown::Token;
 use crate::{Error, Result};
 
 /// One daemon's kill stage.
@@ -51,8 +51,8 @@ pub(crate) struct KillSwitch {
 #[derive(Debug)]
 struct Entry {
     state: Mutex<KillState>,
-    gave_up_waiting: AtomicBool,
-    give_up: tokio::sync::Notify,
+    /// Cancelled at the give-up deadline.
+    gave_up: Token,
     /// The PID file to remove before exiting: its path and the identity of
     /// the file the daemon locked.
     pid_file: Option<(PathBuf, (u64, u64))>,
@@ -117,8 +117,7 @@ impl KillSwitch {
         Ok(KillSwitch {
             entry: Arc::new(Entry {
                 state: Mutex::new(KillState::Idle),
-                gave_up_waiting: AtomicBool::new(false),
-                give_up: tokio::sync::Notify::new(),
+                gave_up: Token::default(),
                 pid_file: pid_file.map(|p| (p.path().to_owned(), p.identity())),
             }),
             timer,
@@ -157,15 +156,7 @@ impl KillSwitch {
 
     /// Resolves once waiting for the workers should stop.
     pub(crate) async fn gave_up(&self) {
-        loop {
-            let notified = self.entry.give_up.notified();
-            let mut notified = std::pin::pin!(notified);
-            notified.as_mut().enable();
-            if self.entry.gave_up_waiting.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
+        self.entry.gave_up.cancelled().await;
     }
 }
 
@@ -235,8 +226,7 @@ impl KillTimer {
                 self.reprogram(&armed);
             }
             for entry in gave_up {
-                entry.gave_up_waiting.store(true, Ordering::Release);
-                entry.give_up.notify_waiters();
+                entry.gave_up.cancel();
             }
             if let Some(entry) = to_kill {
                 tracing::error!(
@@ -321,7 +311,7 @@ mod tests {
                 .expect("the give-up deadline fired");
         });
         assert!(now.elapsed() >= Duration::from_millis(60));
-        assert!(!late.entry.gave_up_waiting.load(Ordering::Acquire));
+        assert!(!late.entry.gave_up.is_cancelled());
         early.disarm();
         late.disarm();
     }

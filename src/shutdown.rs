@@ -96,18 +96,24 @@ impl Token {
         self.cancelled.load(Ordering::Acquire)
     }
 
-    async fn cancelled(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            // Register before checking the flag, so a cancel in between is
-            // not missed (`notify_waiters` wakes only registered waiters).
-            notified.as_mut().enable();
-            if self.is_cancelled() {
-                return;
-            }
-            notified.await;
+    pub(crate) async fn cancelled(&self) {
+        wait_until(&self.notify, || self.is_cancelled().then_some(())).await;
+    }
+}
+
+/// Waits on `notify` until `check` gives a value. Each check runs after
+/// registering for the next notification, so a `notify_waiters` between
+/// the check and the wait is not missed (`notify_waiters` wakes only
+/// registered waiters).
+pub(crate) async fn wait_until<T>(notify: &Notify, mut check: impl FnMut() -> Option<T>) -> T {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(value) = check() {
+            return value;
         }
+        notified.await;
     }
 }
 
