@@ -701,17 +701,49 @@ impl Actor for Stubborn {
     }
 }
 
+/// Starts `root`'s children with `add`, then drains `root` with its force
+/// deadline `force_after` away and waits for it to stop. Returns the
+/// drain's report and how long the drain took.
+fn drain_after<F, Fut>(
+    executor: &Executor,
+    root: &ActorRef<Supervisor>,
+    force_after: Duration,
+    add: F,
+) -> (proc_daemon_actors::supervision::DrainReport, Duration)
+where
+    F: FnOnce(ActorRef<Supervisor>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    use proc_daemon_actors::supervision::Drain;
+    let root = root.clone();
+    run_within(executor, Duration::from_secs(10), async move {
+        add(root.clone()).await;
+        let start = Instant::now();
+        let report = root
+            .ask(Drain {
+                force_at: start + force_after,
+                report_to: None,
+            })
+            .await
+            .unwrap();
+        until_stopped(&root).await;
+        (report, start.elapsed())
+    })
+}
+
 #[test]
 fn drain_stops_in_reverse_and_aborts_an_overrunning_child_at_the_force_deadline() {
-    use proc_daemon_actors::supervision::{Drain, DrainReport};
+    use proc_daemon_actors::supervision::DrainReport;
     let executor = executor();
     let root = Supervisor::builder().spawn(&executor);
     let log = Arc::new(Mutex::new(Vec::new()));
     let (_, first) = Worker::factory("first", &log);
     let (_, last) = Worker::factory("last", &log);
-    let (report, took) = run_within(&executor, Duration::from_secs(10), {
-        let root = root.clone();
-        async move {
+    let (report, took) = drain_after(
+        &executor,
+        &root,
+        Duration::from_millis(300),
+        |root| async move {
             root.child("first", first).spawn().await.unwrap();
             root.child("stubborn", || Stubborn)
                 .shutdown_timeout(Duration::from_millis(50))
@@ -719,18 +751,8 @@ fn drain_stops_in_reverse_and_aborts_an_overrunning_child_at_the_force_deadline(
                 .await
                 .unwrap();
             root.child("last", last).spawn().await.unwrap();
-            let start = Instant::now();
-            let report = root
-                .ask(Drain {
-                    force_at: start + Duration::from_millis(300),
-                    report_to: None,
-                })
-                .await
-                .unwrap();
-            until_stopped(&root).await;
-            (report, start.elapsed())
-        }
-    });
+        },
+    );
     assert_eq!(
         report,
         DrainReport {
@@ -749,6 +771,53 @@ fn drain_stops_in_reverse_and_aborts_an_overrunning_child_at_the_force_deadline(
         stops[0].starts_with("last") && stops[1].starts_with("first"),
         "{log:?}"
     );
+    shut_down(executor);
+}
+
+/// Takes 150 ms to stop.
+struct SlowToStop;
+impl Actor for SlowToStop {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[test]
+fn drain_applies_a_shorter_timeout_after_a_longer_one() {
+    // The drain moves one timer from child to child; a deadline earlier
+    // than the previous child's must still be kept.
+    use proc_daemon_actors::supervision::DrainReport;
+    let executor = executor();
+    let root = Supervisor::builder().spawn(&executor);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (_, patient) = Worker::factory("patient", &log);
+    let (report, took) = drain_after(
+        &executor,
+        &root,
+        Duration::from_secs(3),
+        |root| async move {
+            root.child("slow", || SlowToStop)
+                .shutdown_timeout(Duration::from_millis(50))
+                .spawn()
+                .await
+                .unwrap();
+            // Stopped first (reverse order), with a long timeout.
+            root.child("patient", patient)
+                .shutdown_timeout(Duration::from_secs(5))
+                .spawn()
+                .await
+                .unwrap();
+        },
+    );
+    assert_eq!(
+        report,
+        DrainReport {
+            stopped: vec!["patient".into()],
+            late: vec!["slow".into()],
+            aborted: vec![],
+        }
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
     shut_down(executor);
 }
 
