@@ -10,9 +10,13 @@
 //! cargo bench -p proc-daemon-benches --bench daemon_exit -- --rounds 50 --idle-seconds 10
 //! ```
 //!
-//! Exit time is measured by the parent from `kill(SIGTERM)` to `waitpid`
+//! Exit time is measured by the parent from `kill(SIGTERM)` to `wait4`
 //! returning, so it includes the kernel's teardown of the process, which
-//! every role pays. Before the signal, each daemon has printed `ready`
+//! every role pays. Next to it, `cpu` is the median CPU time the process
+//! used on its way out, all threads, user and system (its `wait4` resource
+//! usage less its `schedstat` total just before the signal): on a 2-vCPU
+//! machine, where the exiting threads contend for the CPUs, that work is
+//! most of what separates the roles. Before the signal, each daemon has printed `ready`
 //! from inside all 10 of its subsystems, and the parent waits 50 ms more
 //! so that signal handlers are certainly installed.
 //!
@@ -24,7 +28,6 @@
 //! difference counts wake-ups.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -198,19 +201,47 @@ fn sigterm(child: &Child) {
     assert_eq!(rc, 0, "kill failed");
 }
 
-/// One SIGTERM-to-exit measurement, and how the process ended.
-fn exit_once(role: &str) -> (Duration, String) {
-    let mut running = start(role);
+/// One SIGTERM-to-exit measurement.
+struct Exit {
+    /// From `kill(SIGTERM)` to `wait4` returning.
+    took: Duration,
+    /// CPU time the process used from the signal to its end, all threads,
+    /// user and system: its total from `wait4`'s resource usage less what
+    /// `/proc/PID/task/*/schedstat` said just before the signal.
+    cpu: Duration,
+    /// How the process ended.
+    how: String,
+}
+
+fn exit_once(role: &str) -> Exit {
+    let running = start(role);
+    let pid = libc::pid_t::try_from(running.child.id()).expect("pid");
+    let (cpu_before, ..) = idle_counters(running.child.id());
     let start = Instant::now();
     sigterm(&running.child);
-    let status = running.child.wait().expect("wait");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4(2) on our own unreaped child, with pointers to locals.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let took = start.elapsed();
-    let how = match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit {code}"),
-        (None, Some(signal)) => format!("signal {signal}"),
-        _ => "unknown".to_owned(),
+    assert_eq!(reaped, pid, "wait4 failed");
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    let cpu_total = Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime));
+    let how = if libc::WIFEXITED(status) {
+        format!("exit {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("signal {}", libc::WTERMSIG(status))
+    } else {
+        "unknown".to_owned()
     };
-    (took, how)
+    // `Running`'s drop sees the child reaped (by wait4) and leaves it.
+    drop(running);
+    Exit {
+        took,
+        cpu: cpu_total.saturating_sub(Duration::from_nanos(cpu_before)),
+        how,
+    }
 }
 
 /// CPU nanoseconds and (voluntary, involuntary) switches, summed over the
@@ -275,13 +306,15 @@ fn drive() {
     let roles = ["proc-daemon", "upstream", "bare-tokio"];
     println!("SIGTERM to exit, {SUBSYSTEMS} idle subsystems, {rounds} rounds, roles interleaved");
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); roles.len()];
+    let mut cpu: Vec<Vec<Duration>> = vec![Vec::new(); roles.len()];
     let mut endings: Vec<std::collections::BTreeSet<String>> =
         vec![Default::default(); roles.len()];
     for _ in 0..rounds {
         for (index, role) in roles.iter().enumerate() {
-            let (took, how) = exit_once(role);
-            samples[index].push(took);
-            endings[index].insert(how);
+            let exit = exit_once(role);
+            samples[index].push(exit.took);
+            cpu[index].push(exit.cpu);
+            endings[index].insert(exit.how);
         }
     }
     let mut medians = Vec::new();
@@ -290,11 +323,14 @@ fn drive() {
         sorted.sort();
         let median = percentile(sorted, 0.5);
         medians.push(median);
+        cpu[index].sort();
+        let cpu_median = percentile(&cpu[index], 0.5);
         println!(
-            "  {role:<12} median {:>8.3} ms   p10 {:>8.3} ms   p90 {:>8.3} ms   ended by {:?}",
+            "  {role:<12} median {:>8.3} ms   p10 {:>8.3} ms   p90 {:>8.3} ms   cpu {:>6.3} ms   ended by {:?}",
             median.as_secs_f64() * 1e3,
             percentile(sorted, 0.1).as_secs_f64() * 1e3,
             percentile(sorted, 0.9).as_secs_f64() * 1e3,
+            cpu_median.as_secs_f64() * 1e3,
             endings[index]
         );
     }
