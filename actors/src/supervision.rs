@@ -804,7 +804,7 @@ impl Handler<Drain> for Supervisor {
             }
             if let Some(mut running) = child.retire() {
                 let deadline = (Instant::now() + child.shutdown_timeout).min(drain.force_at);
-                if timer.wait(&mut running, deadline).await.is_some() {
+                if timer.wait(&mut running, deadline.into()).await.is_some() {
                     report.stopped.push(child.name.clone());
                 } else {
                     tracing::warn!(child = %child.name, timeout = ?child.shutdown_timeout, "child overran its shutdown timeout; it is aborted at the force deadline unless it stops first");
@@ -816,7 +816,11 @@ impl Handler<Drain> for Supervisor {
             child.runner.close_for_good();
         }
         for (name, mut running) in overran {
-            if timer.wait(&mut running, drain.force_at).await.is_some() {
+            if timer
+                .wait(&mut running, drain.force_at.into())
+                .await
+                .is_some()
+            {
                 report.late.push(name);
             } else {
                 tracing::error!(child = %name, "force deadline reached; aborting the child");
@@ -1044,8 +1048,9 @@ async fn wait_or_abort(
     timeout: Duration,
     name: &str,
 ) {
+    // On tokio's clock, which a test may pause.
     if timer
-        .wait(&mut running, Instant::now() + timeout)
+        .wait(&mut running, TokioInstant::now() + timeout)
         .await
         .is_none()
     {
@@ -1061,9 +1066,9 @@ async fn wait_or_abort(
 /// while the worker's time driver is not parked makes tokio wake the
 /// driver, a `write` to its eventfd, unless the driver already expects
 /// to wake earlier. On a daemon's way out the driver last parked with no
-/// timer at all, so every child of a drain paid that system call (about
-/// 6 µs each on the reference VM, 10 per drain of 10 subsystems, all on
-/// the exit's critical path). Moving a registered timer *later* is a
+/// timer at all, so every child of a drain paid that system call, on the
+/// exit's critical path (perf traces showed 10 per drain of 10
+/// subsystems). Moving a registered timer *later* is a
 /// single atomic operation in tokio, and children of one drain share a
 /// shutdown timeout, so their deadlines only grow: the drain pays for one
 /// registration.
@@ -1080,16 +1085,16 @@ impl StopTimer {
     async fn wait<F: Future + Unpin>(
         &mut self,
         running: &mut F,
-        deadline: Instant,
+        deadline: TokioInstant,
     ) -> Option<F::Output> {
         let sleep = match &mut self.sleep {
             Some(sleep) => {
-                sleep.as_mut().reset(deadline.into());
+                sleep.as_mut().reset(deadline);
                 sleep
             }
             None => self
                 .sleep
-                .insert(Box::pin(tokio::time::sleep_until(deadline.into()))),
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
         tokio::select! {
             biased;

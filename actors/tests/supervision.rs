@@ -930,6 +930,36 @@ fn backoff_delays_follow_their_sequence_in_paused_time() {
     shut_down(executor);
 }
 
+#[test]
+fn a_childs_stop_timeout_runs_on_tokios_clock() {
+    // With the clock paused and moved an hour ahead of the real one, the
+    // timeout must still be counted from tokio's now: a deadline taken
+    // from the system clock would have passed already, and the stubborn
+    // child would be aborted at once.
+    let executor = Executor::builder()
+        .worker_threads(1)
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let root = Supervisor::builder().spawn(&executor);
+    // The limit is on the paused clock too; the real wait is milliseconds.
+    let waited = run_within(&executor, Duration::from_secs(3 * 3600), async move {
+        root.child("stubborn", || Stubborn)
+            .shutdown_timeout(Duration::from_secs(60))
+            .spawn()
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let asked = tokio::time::Instant::now();
+        root.stop();
+        root.wait_for_stop().await;
+        asked.elapsed()
+    });
+    assert!(waited >= Duration::from_secs(60), "{waited:?}");
+    assert!(waited < Duration::from_secs(61), "{waited:?}");
+    shut_down(executor);
+}
+
 /// Spawns a linked `Worker` in `started` and hands out its ref.
 struct Parent2 {
     starts: Arc<AtomicU32>,
