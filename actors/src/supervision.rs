@@ -338,6 +338,7 @@ impl Child {
     /// the caller to wait on.
     fn retire(&mut self) -> Option<JoinHandle<StopReason>> {
         self.stopped_for_good = true;
+        let generation = self.generation;
         self.generation += 1;
         if let Some(health) = self.health_task.take() {
             health.abort();
@@ -346,7 +347,7 @@ impl Child {
             timer.abort();
         }
         let running = self.running.take()?;
-        self.runner.request_stop();
+        self.runner.request_stop(generation);
         Some(running)
     }
 }
@@ -369,8 +370,9 @@ pub const DEFAULT_HEALTH_CHECK_FAILURES: u32 = 3;
 
 /// What the supervisor needs from a child of any actor type.
 trait ChildRunner: Send {
-    /// Starts a new incarnation; when it ends by itself, it reports
-    /// [`ChildExited`] to `supervisor`.
+    /// Starts a new incarnation; when it ends, it reports [`ChildExited`]
+    /// to `supervisor`, unless the supervisor ended it itself (through
+    /// `end_incarnation` or `request_stop`) and so waits on its handle.
     fn start(
         &mut self,
         executor: &Executor,
@@ -380,8 +382,9 @@ trait ChildRunner: Send {
     /// Asks incarnation `generation` to end, keeping the mailbox. (A
     /// request for an incarnation that has already ended is dropped.)
     fn end_incarnation(&self, generation: u64);
-    /// Asks the actor to stop for good (graceful).
-    fn request_stop(&self);
+    /// Asks the actor, running incarnation `generation`, to stop for good
+    /// (graceful).
+    fn request_stop(&self, generation: u64);
     /// Closes the mailbox for good; what was queued becomes dead letters.
     fn close_for_good(&self);
     /// Marks the actor as waiting for its next incarnation.
@@ -405,6 +408,11 @@ struct InboxSlot<A: Actor> {
     /// Set once the child is stopped for good: whoever holds the
     /// mailboxes then closes them instead of keeping them.
     closed: bool,
+    /// The incarnation the supervisor has ended itself and waits on: its
+    /// end needs no [`ChildExited`], which the supervisor would only
+    /// discard as stale. On a daemon's way out this saves a message per
+    /// child, each handled by the supervisor before it can stop.
+    awaited: Option<u64>,
 }
 
 /// Takes the mailboxes for an incarnation and gives them back on drop,
@@ -451,6 +459,7 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
     ) -> JoinHandle<StopReason> {
         let made = catch_unwind(AssertUnwindSafe(|| (self.factory)()));
         let slot = self.slot.clone();
+        let report_slot = self.slot.clone();
         let me = self.me.clone();
         let exec = executor.clone();
         let incarnation = async move {
@@ -474,13 +483,18 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
                     },
                 },
             };
-            let exited = ChildExited {
-                id: me.id(),
-                generation,
-                reason: reason.clone(),
-            };
-            // The supervisor may be gone; then nobody restarts anything.
-            let _ = supervisor.try_tell(exited);
+            // Checked after the end: should the supervisor end this
+            // incarnation meanwhile, the report it gets is stale, and it
+            // discards it (see `ChildExited`'s handler).
+            if lock(&report_slot).awaited != Some(generation) {
+                let exited = ChildExited {
+                    id: me.id(),
+                    generation,
+                    reason: reason.clone(),
+                };
+                // The supervisor may be gone; then nobody restarts anything.
+                let _ = supervisor.try_tell(exited);
+            }
             reason
         };
         match self.worker {
@@ -500,13 +514,15 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
     }
 
     fn end_incarnation(&self, generation: u64) {
+        lock(&self.slot).awaited = Some(generation);
         self.me
             .cell()
             .system
             .send_to_incarnation(generation, SystemMsg::EndIncarnation);
     }
 
-    fn request_stop(&self) {
+    fn request_stop(&self, generation: u64) {
+        lock(&self.slot).awaited = Some(generation);
         self.me.stop();
     }
 
@@ -638,6 +654,7 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
                 slot: Arc::new(Mutex::new(InboxSlot {
                     inboxes: Some(inboxes),
                     closed: false,
+                    awaited: None,
                 })),
                 worker: self.worker,
             }),

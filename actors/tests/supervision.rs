@@ -774,6 +774,62 @@ fn drain_stops_in_reverse_and_aborts_an_overrunning_child_at_the_force_deadline(
     shut_down(executor);
 }
 
+/// Says when its `stopped` hook starts, then never returns from it.
+struct SaysItIsStopping(Arc<std::sync::atomic::AtomicBool>);
+impl Actor for SaysItIsStopping {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+        self.0.store(true, Ordering::SeqCst);
+        std::future::pending::<()>().await;
+    }
+}
+
+#[test]
+fn a_child_its_supervisor_stops_sends_it_no_exit_report() {
+    // The supervisor waits on the incarnation's handle itself; a report
+    // would only queue behind the drain and be discarded as stale.
+    use proc_daemon_actors::supervision::Drain;
+    use std::sync::atomic::AtomicBool;
+    let executor = executor();
+    let root = Supervisor::builder().spawn(&executor);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (_, last) = Worker::factory("last", &log);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let spawner = executor.clone();
+    let queued = run_within(&executor, Duration::from_secs(10), {
+        let root = root.clone();
+        let stopping = stopping.clone();
+        async move {
+            let flag = stopping.clone();
+            root.child("stubborn", move || SaysItIsStopping(flag.clone()))
+                .shutdown_timeout(Duration::from_millis(100))
+                .spawn()
+                .await
+                .unwrap();
+            root.child("last", last).spawn().await.unwrap();
+            let draining = root.clone();
+            let drain = spawner.spawn(async move {
+                draining
+                    .ask(Drain {
+                        force_at: Instant::now() + Duration::from_millis(500),
+                        report_to: None,
+                    })
+                    .await
+            });
+            // "last" is stopped first; the drain moves on to "stubborn"
+            // only once last's incarnation, report included, has ended.
+            while !stopping.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let queued = root.mailbox_len();
+            drain.await.unwrap().unwrap();
+            until_stopped(&root).await;
+            queued
+        }
+    });
+    assert_eq!(queued, 0, "an exit report reached the draining supervisor");
+    shut_down(executor);
+}
+
 /// Takes 150 ms to stop.
 struct SlowToStop;
 impl Actor for SlowToStop {
