@@ -22,18 +22,25 @@
 //!
 //! # Design
 //!
-//! Four size classes (64, 128, 256 and 512 bytes), each a `crossbeam-queue`
-//! [`ArrayQueue`] of free blocks, every block 64-byte aligned. The pool's
-//! bytes are split evenly between the classes. Each class takes its bytes
-//! from the global allocator up front, as one slab, and cuts it into
-//! blocks.
+//! Four size classes (64, 128, 256 and 512 bytes), every block 64-byte
+//! aligned. The pool's bytes are split evenly between the classes. Each
+//! class takes its bytes from the global allocator up front, as one slab,
+//! and cuts it into blocks. A class hands out its blocks in three ways, in
+//! this order:
 //!
-//! - An allocation that fits a class takes a free block, or, if the class
-//!   is empty, allocates a block of the class's layout from the global
+//! 1. a block given back earlier, from a `crossbeam-queue` [`ArrayQueue`]
+//!    of at most [`RECYCLED_CAPACITY`] blocks;
+//! 2. a block given back while that queue was full, from a
+//!    `crossbeam-queue` [`SegQueue`] (the spill);
+//! 3. the slab's next block that was never handed out: a counter, bumped
+//!    with one atomic add.
+//!
+//! - An allocation that fits a class takes a block, or, when all three are
+//!   empty, allocates a block of the class's layout from the global
 //!   allocator (a miss).
-//! - Freeing a block of the slab puts it back in the queue; freeing a
-//!   missed block returns it to the global allocator. The block's address
-//!   says which it is.
+//! - Freeing a block of the slab puts it back in the queue, or in the spill
+//!   when the queue is full; freeing a missed block returns it to the
+//!   global allocator. The block's address says which it is.
 //! - An allocation larger than 512 bytes or more aligned than 64 bytes, or
 //!   any allocation while the pool is off (size 0, or never installed),
 //!   goes to the global allocator with its own layout.
@@ -42,11 +49,12 @@
 //! which is fixed at the first use ([`install`] is refused afterwards), and
 //! on the address, so freeing always takes the same path as allocating.
 //!
-//! Invariants: every pointer in a class's queue is a block of that class's
-//! slab and is owned by nobody else; the queue's capacity is the slab's
-//! block count, so putting a slab block back never finds it full.
+//! Invariants: every block of a slab is in exactly one place: below the
+//! counter (never handed out), with an owner, in the queue, or in the
+//! spill. The counter only grows, and a block leaves the part below it
+//! once. Blocks in the queue and the spill are owned by nobody else.
 //!
-//! # Why one slab, touched lazily
+//! # Why one slab, touched lazily, and why the counter
 //!
 //! A slab is reserved address space: the kernel backs a page only when a
 //! block on it is first written. An idle daemon's resident memory holds
@@ -55,18 +63,34 @@
 //! allocated every block on its own, which wrote the allocator's header of
 //! each: 1 MiB of pool made 2.3 MiB resident, and unmapping it added about
 //! 0.15 ms to the daemon's exit (docs/PERFORMANCE.md, "Daemon").
+//!
+//! The second version kept every free block in one `ArrayQueue` as large
+//! as the slab. That queue is written in full when it is made (a stamp and
+//! a pointer per slot): 123 KB for 1 MiB of pool, resident from the start,
+//! which cost the daemon's exit 15–17 µs. And a queue is FIFO: a steady
+//! load cycled through every block of the slab, so the whole slab soon
+//! became resident and each block came back cold. With the counter, blocks
+//! are handed out in address order only when nothing given back is
+//! waiting, so the blocks in use are about as many as the most messages
+//! ever in flight at once, and the memory they cover is all that becomes
+//! resident. The queue stays small ([`RECYCLED_CAPACITY`] slots) because
+//! it only has to hold what is given back between two allocations; a
+//! burst beyond it goes to the spill, which grows and shrinks with it.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::{ArrayQueue, SegQueue};
 
 /// The block sizes, smallest first.
 pub const CLASS_SIZES: [usize; 4] = [64, 128, 256, 512];
 /// The alignment of every pooled block.
 pub const BLOCK_ALIGN: usize = 64;
+/// The most given-back blocks a class keeps in its queue (16 bytes a
+/// slot); more go to its spill.
+pub const RECYCLED_CAPACITY: usize = 256;
 
 /// A free block. Plain memory owned by the pool, so it may move between
 /// threads.
@@ -78,10 +102,58 @@ unsafe impl Send for Block {}
 
 struct Class {
     layout: Layout,
-    free: ArrayQueue<Block>,
+    /// Blocks given back, up to [`RECYCLED_CAPACITY`].
+    recycled: ArrayQueue<Block>,
+    /// Blocks given back while `recycled` was full.
+    spilled: SegQueue<Block>,
+    /// The slab's first block: blocks `0..never_used` have been handed out
+    /// at some time, the others never.
+    slab_start: NonNull<u8>,
+    /// The index of the slab's first block never handed out. May grow past
+    /// `blocks` (each allocation that finds the slab used up adds one).
+    never_used: AtomicUsize,
+    /// How many blocks the slab holds.
+    blocks: usize,
     /// The slab's address range, `start..end`: a freed block inside it goes
-    /// back to the queue.
+    /// back to the class.
     slab: std::ops::Range<usize>,
+}
+
+// SAFETY: `slab_start` only locates the slab, which the class owns for the
+// life of the process; every block it leads to is handed to one owner at a
+// time through the atomic counter and the queues.
+unsafe impl Send for Class {}
+// SAFETY: as for `Send`: shared access only reads `slab_start`, and the
+// counter and the queues are thread-safe.
+unsafe impl Sync for Class {}
+
+impl Class {
+    /// A free block, or `None` when the class has none left.
+    fn take(&self) -> Option<NonNull<u8>> {
+        if let Some(Block(block)) = self.recycled.pop() {
+            return Some(block);
+        }
+        if let Some(Block(block)) = self.spilled.pop() {
+            return Some(block);
+        }
+        // The load keeps a used-up slab from bumping the counter forever.
+        if self.never_used.load(Ordering::Relaxed) < self.blocks {
+            let index = self.never_used.fetch_add(1, Ordering::Relaxed);
+            if index < self.blocks {
+                // SAFETY: `index < blocks`, so the block lies inside the
+                // slab; the counter hands each index out once.
+                return Some(unsafe { self.slab_start.add(index * self.layout.size()) });
+            }
+        }
+        None
+    }
+
+    /// Takes back a block of this class's slab.
+    fn give_back(&self, block: NonNull<u8>) {
+        if let Err(block) = self.recycled.push(Block(block)) {
+            self.spilled.push(block);
+        }
+    }
 }
 
 /// The process's pool. `classes` is empty when the pool is off.
@@ -138,7 +210,7 @@ pub struct PoolStats {
     pub installed_bytes: usize,
     /// Allocations served from a free block.
     pub hits: u64,
-    /// Allocations that fit a class whose queue was empty.
+    /// Allocations that fit a class with no free block left.
     pub misses: u64,
 }
 
@@ -167,20 +239,15 @@ impl Pool {
                 Layout::from_size_align(blocks * size, BLOCK_ALIGN).expect("a valid slab layout");
             // Never freed: the pool lives as long as the process.
             let slab = allocate_with(slab_layout);
-            let free = ArrayQueue::new(blocks);
-            for index in 0..blocks {
-                // SAFETY: `index * size` is within the slab, which holds
-                // `blocks` blocks of `size` bytes.
-                let block = Block(unsafe { slab.add(index * size) });
-                if free.push(block).is_err() {
-                    unreachable!("the queue was made for exactly this many blocks");
-                }
-            }
             installed += blocks * size;
             let start = slab.as_ptr().addr();
             classes.push(Class {
                 layout,
-                free,
+                recycled: ArrayQueue::new(blocks.min(RECYCLED_CAPACITY)),
+                spilled: SegQueue::new(),
+                slab_start: slab,
+                never_used: AtomicUsize::new(0),
+                blocks,
                 slab: start..start + blocks * size,
             });
         }
@@ -199,6 +266,21 @@ impl Pool {
         self.classes
             .iter()
             .find(|class| layout.size() <= class.layout.size())
+    }
+}
+
+/// Only the unit tests' own pools are ever dropped: the process's pool is a
+/// static. They give every block back first.
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for class in &self.classes {
+            let layout = Layout::from_size_align(class.slab.len(), BLOCK_ALIGN)
+                .expect("the slab's layout when it was allocated");
+            // SAFETY: the slab was allocated with this layout and is freed
+            // once, here; the pool is private, and no block of it is in use
+            // when it is dropped (see above).
+            unsafe { dealloc(class.slab_start.as_ptr(), layout) };
+        }
     }
 }
 
@@ -223,8 +305,8 @@ pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
         return allocate_with(layout);
     }
     match pool.class_for(layout) {
-        Some(class) => match class.free.pop() {
-            Some(Block(block)) => {
+        Some(class) => match class.take() {
+            Some(block) => {
                 pool.hits.fetch_add(1, Ordering::Relaxed);
                 block
             }
@@ -250,11 +332,7 @@ pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) {
     }
     let pool = pool();
     match pool.class_for(layout) {
-        Some(class) if class.slab.contains(&ptr.as_ptr().addr()) => {
-            if class.free.push(Block(ptr)).is_err() {
-                unreachable!("a class's queue holds every block of its slab");
-            }
-        }
+        Some(class) if class.slab.contains(&ptr.as_ptr().addr()) => class.give_back(ptr),
         // SAFETY: a block of a class from outside its slab is a miss, which
         // `allocate` took from the global allocator with the class's
         // layout; the caller gives up `ptr`.
@@ -387,6 +465,102 @@ mod tests {
             .count();
         assert_eq!(taken, 50);
         assert_eq!(std::sync::Arc::strong_count(&shared), 1);
+    }
+
+    /// Takes `count` blocks of the smallest class of `pool`.
+    fn take_blocks(pool: &Pool, count: usize) -> Vec<NonNull<u8>> {
+        (0..count)
+            .map(|_| pool.classes[0].take().expect("a free block"))
+            .collect()
+    }
+
+    fn addresses(blocks: &[NonNull<u8>]) -> Vec<usize> {
+        blocks.iter().map(|block| block.as_ptr().addr()).collect()
+    }
+
+    #[test]
+    fn a_class_hands_out_given_back_blocks_before_untouched_ones() {
+        // 512 bytes a class: eight blocks of 64 bytes.
+        let pool = Pool::with_bytes(4 * 512);
+        let class = &pool.classes[0];
+        let start = class.slab.start;
+        let mut out = take_blocks(&pool, 2);
+        assert_eq!(
+            addresses(&out),
+            [start, start + 64],
+            "untouched blocks in address order"
+        );
+        class.give_back(out.remove(0));
+        out.extend(take_blocks(&pool, 2));
+        assert_eq!(
+            addresses(&out),
+            [start + 64, start, start + 128],
+            "the block given back comes first, then the next untouched one"
+        );
+        out.extend(take_blocks(&pool, 5));
+        assert_eq!(out.last().map(|b| b.as_ptr().addr()), Some(start + 7 * 64));
+        assert!(class.take().is_none(), "all eight are out");
+        for block in out {
+            class.give_back(block);
+        }
+    }
+
+    #[test]
+    fn blocks_given_back_beyond_the_queue_spill_and_are_handed_out_again() {
+        let blocks = RECYCLED_CAPACITY + 44;
+        let pool = Pool::with_bytes(4 * 64 * blocks);
+        let class = &pool.classes[0];
+        assert_eq!(class.blocks, blocks);
+        let all = take_blocks(&pool, blocks);
+        let mut expected = addresses(&all);
+        assert!(class.take().is_none());
+        for block in all {
+            class.give_back(block);
+        }
+        assert_eq!(class.recycled.len(), RECYCLED_CAPACITY);
+        assert_eq!(class.spilled.len(), 44);
+        let again = take_blocks(&pool, blocks);
+        assert!(class.take().is_none(), "no block is handed out twice");
+        let mut seen = addresses(&again);
+        seen.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(seen, expected, "every block comes back, once");
+        for block in again {
+            class.give_back(block);
+        }
+    }
+
+    #[test]
+    fn threads_taking_and_giving_back_never_share_a_block() {
+        // Eight blocks for four threads that each hold up to three: the
+        // class runs dry at times, and blocks move between threads.
+        let pool = Pool::with_bytes(4 * 64 * 8);
+        let rounds = if cfg!(miri) { 20 } else { 2_000 };
+        std::thread::scope(|scope| {
+            for id in 1..=4u8 {
+                let class = &pool.classes[0];
+                scope.spawn(move || {
+                    for round in 0..rounds {
+                        let held: Vec<NonNull<u8>> =
+                            (0..1 + round % 3).filter_map(|_| class.take()).collect();
+                        for block in &held {
+                            // SAFETY: a taken block is 64 writable bytes
+                            // that this thread alone owns until it gives
+                            // it back.
+                            unsafe { block.as_ptr().write_bytes(id, 64) };
+                        }
+                        std::thread::yield_now();
+                        for block in held {
+                            // SAFETY: as above; still owned by this thread.
+                            let bytes = unsafe { std::slice::from_raw_parts(block.as_ptr(), 64) };
+                            assert!(bytes.iter().all(|&b| b == id), "a block was shared");
+                            class.give_back(block);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(pool.classes[0].recycled.len(), 8, "every block came back");
     }
 
     #[test]
