@@ -8,7 +8,13 @@
 //! ```text
 //! cargo bench -p proc-daemon-benches --bench daemon_exit
 //! cargo bench -p proc-daemon-benches --bench daemon_exit -- --rounds 50 --idle-seconds 10
+//! cargo bench -p proc-daemon-benches --bench daemon_exit -- --subsystems 0 --idle-seconds 0
 //! ```
+//!
+//! `--idle-seconds 0` skips the idle measurement. `--subsystems N`
+//! (default 10) changes the number of idle subsystems (or
+//! tasks) in every role. Comparing 0, 1 and 10 separates the fixed cost of
+//! a daemon's way out from the cost per subsystem.
 //!
 //! Exit time is measured by the parent from `kill(SIGTERM)` to `wait4`
 //! returning, so it includes the kernel's teardown of the process, which
@@ -34,7 +40,11 @@ use std::time::{Duration, Instant};
 use proc_daemon_benches::percentile;
 
 const ROLE: &str = "DAEMON_EXIT_ROLE";
-const SUBSYSTEMS: usize = 10;
+/// How many subsystems the children start; the parent passes its
+/// `--subsystems` on through this variable.
+const SUBSYSTEMS_VAR: &str = "DAEMON_EXIT_SUBSYSTEMS";
+/// The issue's workload: 10 idle subsystems.
+const DEFAULT_SUBSYSTEMS: usize = 10;
 /// The health-check interval of the "health checks on" role.
 const HEALTH_INTERVAL_MS: u64 = 1000;
 
@@ -46,6 +56,20 @@ fn main() {
 }
 
 // ---- the children -----------------------------------------------------------
+
+/// The number of subsystems this child starts.
+fn subsystems() -> usize {
+    std::env::var(SUBSYSTEMS_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_SUBSYSTEMS)
+}
+
+/// How many `ready` lines a child prints: one per subsystem, or one from
+/// `main` just before the daemon runs when there are none.
+fn ready_lines(subsystems: usize) -> usize {
+    subsystems.max(1)
+}
 
 fn say_ready(index: usize) {
     use std::io::Write;
@@ -104,13 +128,17 @@ fn ours(health_checks: bool) {
         .enable_all()
         .build()
         .expect("runtime");
+    let count = subsystems();
     let code = runtime.block_on(async move {
         let mut builder = proc_daemon::Daemon::builder(config);
-        for index in 0..SUBSYSTEMS {
+        for index in 0..count {
             builder = builder.with_subsystem(Idle {
                 name: format!("idle-{index}"),
                 index,
             });
+        }
+        if count == 0 {
+            say_ready(0);
         }
         match builder.run().await {
             Ok(exit) => exit.exit_code(),
@@ -131,8 +159,12 @@ fn upstream_daemon() {
             .log_level(upstream::LogLevel::Warn)
             .build()
             .expect("config");
+        let count = subsystems();
         let mut builder = upstream::Daemon::builder(config);
-        for index in 0..SUBSYSTEMS {
+        if count == 0 {
+            say_ready(0);
+        }
+        for index in 0..count {
             builder = builder.with_task(&format!("idle-{index}"), move |mut shutdown| async move {
                 say_ready(index);
                 shutdown.cancelled().await;
@@ -150,7 +182,7 @@ fn bare_tokio() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        for index in 0..SUBSYSTEMS {
+        for index in 0..ready_lines(subsystems()) {
             say_ready(index);
         }
         std::future::pending::<()>().await;
@@ -172,9 +204,10 @@ impl Drop for Running {
     }
 }
 
-fn start(role: &str) -> Running {
+fn start(role: &str, subsystems: usize) -> Running {
     let mut child = Command::new(std::env::current_exe().expect("own path"))
         .env(ROLE, role)
+        .env(SUBSYSTEMS_VAR, subsystems.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -182,7 +215,7 @@ fn start(role: &str) -> Running {
         .expect("start a child");
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
-    for _ in 0..SUBSYSTEMS {
+    for _ in 0..ready_lines(subsystems) {
         match lines.next() {
             Some(Ok(line)) if line.starts_with("ready") => {}
             other => panic!("{role}: expected `ready`, got {other:?}"),
@@ -213,8 +246,8 @@ struct Exit {
     how: String,
 }
 
-fn exit_once(role: &str) -> Exit {
-    let running = start(role);
+fn exit_once(role: &str, subsystems: usize) -> Exit {
+    let running = start(role, subsystems);
     let pid = libc::pid_t::try_from(running.child.id()).expect("pid");
     let (cpu_before, ..) = idle_counters(running.child.id());
     let start = Instant::now();
@@ -285,6 +318,7 @@ fn idle_counters(pid: u32) -> (u64, u64, u64, usize) {
 fn drive() {
     let mut rounds = 30;
     let mut idle_seconds = 10;
+    let mut subsystems = DEFAULT_SUBSYSTEMS;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -293,6 +327,12 @@ fn drive() {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .expect("--rounds N")
+            }
+            "--subsystems" => {
+                subsystems = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--subsystems N");
             }
             "--idle-seconds" => {
                 idle_seconds = args
@@ -304,14 +344,14 @@ fn drive() {
         }
     }
     let roles = ["proc-daemon", "upstream", "bare-tokio"];
-    println!("SIGTERM to exit, {SUBSYSTEMS} idle subsystems, {rounds} rounds, roles interleaved");
+    println!("SIGTERM to exit, {subsystems} idle subsystems, {rounds} rounds, roles interleaved");
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); roles.len()];
     let mut cpu: Vec<Vec<Duration>> = vec![Vec::new(); roles.len()];
     let mut endings: Vec<std::collections::BTreeSet<String>> =
         vec![Default::default(); roles.len()];
     for _ in 0..rounds {
         for (index, role) in roles.iter().enumerate() {
-            let exit = exit_once(role);
+            let exit = exit_once(role, subsystems);
             samples[index].push(exit.took);
             cpu[index].push(exit.cpu);
             endings[index].insert(exit.how);
@@ -340,8 +380,11 @@ fn drive() {
         medians[0].as_secs_f64() / medians[2].as_secs_f64()
     );
 
+    if idle_seconds == 0 {
+        return;
+    }
     println!(
-        "\nidle for {idle_seconds} s after 1 s of settling ({SUBSYSTEMS} subsystems; health checks every {HEALTH_INTERVAL_MS} ms when on)"
+        "\nidle for {idle_seconds} s after 1 s of settling ({subsystems} subsystems; health checks every {HEALTH_INTERVAL_MS} ms when on)"
     );
     for role in [
         "bare-tokio",
@@ -349,7 +392,7 @@ fn drive() {
         "proc-daemon-health",
         "upstream",
     ] {
-        let running = start(role);
+        let running = start(role, subsystems);
         std::thread::sleep(Duration::from_secs(1));
         let pid = running.child.id();
         let (cpu0, vol0, invol0, _) = idle_counters(pid);
