@@ -109,14 +109,12 @@ struct Class {
     /// The slab's first block: blocks `0..never_used` have been handed out
     /// at some time, the others never.
     slab_start: NonNull<u8>,
-    /// The index of the slab's first block never handed out. May grow past
-    /// `blocks` (each allocation that finds the slab used up adds one).
+    /// The index of the slab's first block never handed out. It may end a
+    /// little past `blocks`: allocations racing for the last block each
+    /// add one.
     never_used: AtomicUsize,
     /// How many blocks the slab holds.
     blocks: usize,
-    /// The slab's address range, `start..end`: a freed block inside it goes
-    /// back to the class.
-    slab: std::ops::Range<usize>,
 }
 
 // SAFETY: `slab_start` only locates the slab, which the class owns for the
@@ -128,6 +126,13 @@ unsafe impl Send for Class {}
 unsafe impl Sync for Class {}
 
 impl Class {
+    /// The slab's address range, `start..end`: a freed block inside it goes
+    /// back to the class.
+    fn slab(&self) -> std::ops::Range<usize> {
+        let start = self.slab_start.as_ptr().addr();
+        start..start + self.blocks * self.layout.size()
+    }
+
     /// A free block, or `None` when the class has none left.
     fn take(&self) -> Option<NonNull<u8>> {
         if let Some(Block(block)) = self.recycled.pop() {
@@ -237,10 +242,10 @@ impl Pool {
             let layout = Layout::from_size_align(size, BLOCK_ALIGN).expect("a valid class layout");
             let slab_layout =
                 Layout::from_size_align(blocks * size, BLOCK_ALIGN).expect("a valid slab layout");
-            // Never freed: the pool lives as long as the process.
+            // Freed only if the pool is dropped, which the process's pool
+            // never is (see `Drop for Pool`).
             let slab = allocate_with(slab_layout);
             installed += blocks * size;
-            let start = slab.as_ptr().addr();
             classes.push(Class {
                 layout,
                 recycled: ArrayQueue::new(blocks.min(RECYCLED_CAPACITY)),
@@ -248,7 +253,6 @@ impl Pool {
                 slab_start: slab,
                 never_used: AtomicUsize::new(0),
                 blocks,
-                slab: start..start + blocks * size,
             });
         }
         Pool {
@@ -274,7 +278,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         for class in &self.classes {
-            let layout = Layout::from_size_align(class.slab.len(), BLOCK_ALIGN)
+            let layout = Layout::from_size_align(class.slab().len(), BLOCK_ALIGN)
                 .expect("the slab's layout when it was allocated");
             // SAFETY: the slab was allocated with this layout and is freed
             // once, here; the pool is private, and no block of it is in use
@@ -332,7 +336,7 @@ pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) {
     }
     let pool = pool();
     match pool.class_for(layout) {
-        Some(class) if class.slab.contains(&ptr.as_ptr().addr()) => class.give_back(ptr),
+        Some(class) if class.slab().contains(&ptr.as_ptr().addr()) => class.give_back(ptr),
         // SAFETY: a block of a class from outside its slab is a miss, which
         // `allocate` took from the global allocator with the class's
         // layout; the caller gives up `ptr`.
@@ -483,7 +487,7 @@ mod tests {
         // 512 bytes a class: eight blocks of 64 bytes.
         let pool = Pool::with_bytes(4 * 512);
         let class = &pool.classes[0];
-        let start = class.slab.start;
+        let start = class.slab().start;
         let mut out = take_blocks(&pool, 2);
         assert_eq!(
             addresses(&out),
