@@ -25,7 +25,10 @@
 //! - `--restart-storm`: adds `crasher`, which fails as soon as it starts;
 //! - `--health-check`: every subsystem gets a health check that passes;
 //! - `--no-signals`: handle no signal (programmatic shutdown only);
-//! - `--pid-file PATH`: lock a PID file.
+//! - `--pid-file PATH`: lock a PID file;
+//! - `--no-free-realtime-signal`: ignore every realtime signal before the
+//!   daemon starts, so its kill stage finds none to claim and falls back
+//!   to SIGKILL.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -51,6 +54,7 @@ struct Options {
     health_check: bool,
     no_signals: bool,
     pid_file: Option<String>,
+    no_free_realtime_signal: bool,
 }
 
 fn parse() -> std::result::Result<Options, String> {
@@ -64,6 +68,7 @@ fn parse() -> std::result::Result<Options, String> {
         health_check: false,
         no_signals: false,
         pid_file: None,
+        no_free_realtime_signal: false,
     };
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> std::result::Result<u64, String> {
@@ -85,6 +90,7 @@ fn parse() -> std::result::Result<Options, String> {
             "--health-check" => options.health_check = true,
             "--no-signals" => options.no_signals = true,
             "--pid-file" => options.pid_file = Some(args.next().ok_or("--pid-file needs a path")?),
+            "--no-free-realtime-signal" => options.no_free_realtime_signal = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -159,6 +165,13 @@ async fn main() {
 }
 
 async fn run(options: Options) -> Result<proc_daemon::DaemonExit> {
+    if options.no_free_realtime_signal {
+        for signal in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+            // SAFETY: sets a signal's disposition to "ignore", which
+            // installs no handler of ours.
+            unsafe { libc::signal(signal, libc::SIG_IGN) };
+        }
+    }
     let config = Config::new()?;
     let checks = Arc::new(AtomicU64::new(0));
     let mut builder = Daemon::builder(config);

@@ -53,8 +53,10 @@
 //! 2. **Force** (`force_timeout_ms`): children still running are aborted,
 //!    then every task left on the executor.
 //! 3. **Kill** (`kill_timeout_ms`): if the process has still not finished
-//!    (a thread stuck in blocking code ignores aborts), a watchdog thread
-//!    removes the PID file and exits the process (see `kill_stage.rs`).
+//!    (a thread stuck in blocking code ignores aborts), a timer's signal
+//!    handler removes the PID file and exits the process with code 3; should
+//!    that signal be blocked everywhere, SIGKILL follows 500 ms later (see
+//!    `kill_stage.rs`). No thread of the daemon's waits for this.
 //!
 //! A second SIGINT during shutdown jumps to the force stage at once.
 //!
@@ -65,7 +67,7 @@
 //! | 0 ([`EXIT_CLEAN`]) | everything stopped within its timeout |
 //! | 1 ([`EXIT_FAILURE`]) | the supervision tree gave up (a restart storm escalated to the root), or the daemon could not start |
 //! | 2 ([`EXIT_FORCED`]) | the shutdown was forced: a second SIGINT, or something was aborted at the force timeout |
-//! | 3 ([`EXIT_KILLED`]) | the kill timeout was reached; the process exited with work still running |
+//! | 3 ([`EXIT_KILLED`]) | the kill timeout was reached; the process exited with work still running (killed by SIGKILL instead if its realtime signal could not be delivered) |
 //!
 //! [`Daemon::run`] returns `Ok` only for a clean stop; a failure or a
 //! forced stop is an `Err` whose [`Error::exit_code`] is the code above.
@@ -484,14 +486,11 @@ impl Daemon {
         // also when the tree has stopped: on a small VM every wake-up of a
         // sleeping thread costs on the order of 100 µs.
         let executor = self.inner.executor.clone();
-        if !executor.workers_exited() {
-            // Wait without blocking the caller's runtime, until the workers
-            // exit or the kill timer says they are stuck.
-            tokio::select! {
-                () = executor.workers_exited_async() => {}
-                () = self.inner.kill.gave_up() => {}
-            }
-        }
+        // Without blocking the caller's runtime. A worker stuck in blocking
+        // code never exits: the root actor's worker, which began the
+        // executor's shutdown, gives up on it at the force deadline plus
+        // `ABORT_GRACE` (the executor's watch.rs), and this returns then.
+        executor.workers_exited_async().await;
         let finish = self.inner.finish.take(&executor).await;
         // Now it does not block on the workers: they have exited, or the
         // wait is past its deadline.
@@ -506,7 +505,7 @@ impl Daemon {
         if let Some(stuck) = executor_report.as_ref().map(|r| &r.stuck_workers)
             && !stuck.is_empty()
         {
-            tracing::error!(workers = ?stuck, "workers are stuck in blocking code; the kill stage will end the process if they do not return");
+            tracing::error!(workers = ?stuck, "workers are stuck in blocking code; their threads are left behind");
         }
         drop(lock(&self.inner.pid_file).take());
         self.inner.kill.disarm();
@@ -871,10 +870,8 @@ impl Drop for DaemonActor {
         // workers at once.
         let now = Instant::now();
         let shutdown = &self.config.shutdown;
-        self.kill.arm(
-            now + Duration::from_millis(shutdown.force_timeout_ms) + ABORT_GRACE,
-            now + Duration::from_millis(shutdown.kill_timeout_ms),
-        );
+        self.kill
+            .arm(now + Duration::from_millis(shutdown.kill_timeout_ms));
         let began = match self.phase {
             Phase::Draining { began, .. } => began,
             _ => now,
@@ -921,7 +918,7 @@ impl DaemonActor {
             force_at,
             escalation,
         };
-        self.kill.arm(force_at + ABORT_GRACE, kill_at);
+        self.kill.arm(kill_at);
         // Stage 1. The drain is queued at the root before any handle is
         // cancelled, so a subsystem that returns because of the
         // cancellation is never restarted: its exit report queues behind

@@ -45,9 +45,9 @@
 //! On a normal exit (every path through [`Daemon::run`](crate::Daemon::run),
 //! including a forced shutdown) the file is removed, then the lock is
 //! released by closing the descriptor, in that order, for the reason in
-//! step 3. At the kill stage the daemon removes it just before
-//! `exit`. After a crash or SIGKILL the file stays behind with a dead pid
-//! and no lock, and the next instance takes it over.
+//! step 3. At the kill stage the kill signal's handler removes it just
+//! before `_exit`. After a crash or SIGKILL the file stays behind with a
+//! dead pid and no lock, and the next instance takes it over.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -140,7 +140,8 @@ impl PidFile {
     }
 
     /// Removes the file if the path still names the locked inode. Called
-    /// on drop; also by the kill stage, which exits without running drops.
+    /// on drop. (The kill stage does the same from its signal handler, with
+    /// `stat` and `unlink` only.)
     pub(crate) fn remove(path: &Path, identity: (u64, u64)) {
         if let Ok(now) = std::fs::metadata(path)
             && (now.dev(), now.ino()) == identity

@@ -112,6 +112,15 @@ impl Daemon {
 
     /// Waits for the exit; returns its code and how long it took.
     fn wait_exit(&mut self, within: Duration) -> (i32, Duration) {
+        let (status, took) = self.wait_status(within);
+        let code = status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {status:?}; saw {:?}", self.seen));
+        (code, took)
+    }
+
+    /// Waits for the process to end, however it ends.
+    fn wait_status(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -119,10 +128,7 @@ impl Daemon {
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
                     self.seen.push(line);
                 }
-                let code = status.code().unwrap_or_else(|| {
-                    panic!("killed by a signal: {status:?}; saw {:?}", self.seen)
-                });
-                return (code, start.elapsed());
+                return (status, start.elapsed());
             }
             assert!(
                 start.elapsed() < within,
@@ -204,8 +210,37 @@ fn a_subsystem_ignoring_cancellation_is_aborted_at_the_force_timeout() {
 
 #[test]
 fn a_thread_blocked_in_cleanup_is_ended_by_the_kill_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_path = dir.path().join("killed.pid");
     let mut daemon = Daemon::start(
-        &["--block-on-cancel"],
+        &[
+            "--block-on-cancel",
+            "--pid-file",
+            pid_path.to_str().unwrap(),
+        ],
+        &[
+            ("DAEMON_SHUTDOWN_TIMEOUT_MS", "200"),
+            ("DAEMON_SHUTDOWN_FORCE_TIMEOUT_MS", "500"),
+            ("DAEMON_SHUTDOWN_KILL_TIMEOUT_MS", "1500"),
+        ],
+    );
+    assert!(pid_path.exists());
+    daemon.signal(libc::SIGTERM);
+    let (code, took) = daemon.wait_exit(Duration::from_secs(10));
+    assert!(daemon.saw("blocking the thread"), "{:?}", daemon.seen);
+    assert_eq!(code, 3, "the kill stage exits 3: {:?}", daemon.seen);
+    assert!(!pid_path.exists(), "the kill stage removes the PID file");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "killed at {took:?}"
+    );
+}
+
+#[test]
+fn without_a_free_realtime_signal_the_kill_stage_is_a_sigkill() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut daemon = Daemon::start(
+        &["--block-on-cancel", "--no-free-realtime-signal"],
         &[
             ("DAEMON_SHUTDOWN_TIMEOUT_MS", "200"),
             ("DAEMON_SHUTDOWN_FORCE_TIMEOUT_MS", "500"),
@@ -213,9 +248,14 @@ fn a_thread_blocked_in_cleanup_is_ended_by_the_kill_timeout() {
         ],
     );
     daemon.signal(libc::SIGTERM);
-    let (code, took) = daemon.wait_exit(Duration::from_secs(10));
+    let (status, took) = daemon.wait_status(Duration::from_secs(10));
     assert!(daemon.saw("blocking the thread"), "{:?}", daemon.seen);
-    assert_eq!(code, 3, "the kill stage exits 3: {:?}", daemon.seen);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "{status:?}: {:?}",
+        daemon.seen
+    );
     assert!(
         took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
         "killed at {took:?}"

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proc_daemon_actors::executor::topology::{Cpu, Topology, allowed_cpus, parse_cpu_list};
-use proc_daemon_actors::executor::{ABORT_GRACE, Executor, JoinError, ShutdownError, SpawnError};
+use proc_daemon_actors::executor::{
+    ABORT_GRACE, Executor, JoinError, JoinHandle, ShutdownError, SpawnError,
+};
 use proc_daemon_actors::mailbox;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -440,16 +442,23 @@ fn shutdown_aborts_a_task_that_ignores_it_at_the_timeout() {
     assert_eq!(stubborn.join(), Err(JoinError::Aborted));
 }
 
-#[test]
-fn a_worker_blocked_in_sync_code_is_reported_stuck_not_waited_for() {
+/// A two-worker executor whose worker `blocked` is blocked in sync code
+/// for `for_how_long` (already blocking when this returns), and the
+/// blocking task's handle.
+fn two_workers_one_blocked(blocked: usize, for_how_long: Duration) -> (Executor, JoinHandle<()>) {
     let executor = Executor::builder().worker_threads(2).build().unwrap();
     let blocker = executor
-        .spawn_on(0, async {
-            std::thread::sleep(Duration::from_millis(1500));
+        .spawn_on(blocked, async move {
+            std::thread::sleep(for_how_long);
         })
         .unwrap();
-    // Let it start blocking.
     std::thread::sleep(Duration::from_millis(50));
+    (executor, blocker)
+}
+
+#[test]
+fn a_worker_blocked_in_sync_code_is_reported_stuck_not_waited_for() {
+    let (executor, blocker) = two_workers_one_blocked(0, Duration::from_millis(1500));
     let started = Instant::now();
     let report = executor.shutdown(Duration::from_millis(200)).unwrap();
     assert_eq!(report.stuck_workers, vec![0]);
@@ -569,6 +578,19 @@ fn refused_pinning_is_logged_once_and_the_worker_runs_unpinned() {
     );
 }
 
+/// Awaits `workers_exited_async` from a runtime of the test's own, for at
+/// most `within`.
+fn await_workers_exited(
+    executor: &Executor,
+    within: Duration,
+) -> Result<(), tokio::time::error::Elapsed> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(async { tokio::time::timeout(within, executor.workers_exited_async()).await })
+}
+
 #[test]
 fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
     let executor = Executor::builder().worker_threads(2).build().unwrap();
@@ -595,20 +617,41 @@ fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
         })
         .join()
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(5), executor.workers_exited_async())
-            .await
-            .expect("the workers exit once their last task is done");
-    });
+    await_workers_exited(&executor, Duration::from_secs(5))
+        .expect("the workers exit once their last task is done");
     assert!(finished.load(Ordering::SeqCst), "the task ran to its end");
     assert!(executor.workers_exited());
     let report = executor.wait_shutdown().unwrap();
     assert_eq!(report.aborted_tasks, 0);
     assert!(report.stuck_workers.is_empty());
+}
+
+#[test]
+fn the_worker_that_began_the_shutdown_gives_up_on_a_stuck_one() {
+    let (executor, blocker) = two_workers_one_blocked(1, Duration::from_millis(2000));
+    let on_worker = executor.clone();
+    let started = Instant::now();
+    executor
+        .spawn_on(0, async move {
+            on_worker
+                .begin_shutdown(Duration::from_millis(100))
+                .unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    await_workers_exited(&executor, Duration::from_millis(1500))
+        .expect("worker 0 gives up on worker 1 at the deadline plus the abort grace");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100) + ABORT_GRACE,
+        "gave up early: {waited:?}"
+    );
+    assert!(!executor.workers_exited(), "worker 1 is still blocked");
+    let report = executor.wait_shutdown().unwrap();
+    assert_eq!(report.stuck_workers, vec![1], "{report:?}");
+    // The blocking task ends on its own, and its worker exits after it.
+    assert_eq!(blocker.join(), Ok(()));
 }
 
 thread_local! {

@@ -73,6 +73,7 @@
 mod blocking;
 mod task;
 pub mod topology;
+mod watch;
 mod worker;
 
 use crate::lock::lock;
@@ -87,6 +88,7 @@ use blocking::BlockingPool;
 use task::Task;
 pub use task::{JoinError, JoinHandle, panic_message};
 use topology::Topology;
+use watch::{DrainReport, ShutdownWatch};
 use worker::{CurrentWorker, ExitGuard, WorkerShared, WorkerStart};
 pub use worker::{WorkerInfo, WorkerMetrics};
 
@@ -229,6 +231,7 @@ impl ExecutorBuilder {
         let (exits_tx, exits_rx) = mpsc::channel();
         let exit_notify = Arc::new(tokio::sync::Notify::new());
         let running_workers = Arc::new(AtomicUsize::new(worker_count));
+        let watch = Arc::new(ShutdownWatch::new(worker_count));
         let pin_refusal_logged = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(worker_count);
         let mut startups = Vec::with_capacity(worker_count);
@@ -256,11 +259,13 @@ impl ExecutorBuilder {
                 pin_refusal_logged: pin_refusal_logged.clone(),
                 pinned: pinned_tx,
                 stop: stop_rx,
+                watch: watch.clone(),
                 exit: ExitGuard {
                     index,
                     exits: exits_tx.clone(),
                     exited: exit_notify.clone(),
                     running: running_workers.clone(),
+                    drain: DrainReport::new(watch.clone()),
                 },
             };
             // Detached: the worker reports its own exit (see
@@ -314,6 +319,7 @@ impl ExecutorBuilder {
                 exits: Mutex::new(exits_rx),
                 exited,
                 exit_notify,
+                watch,
                 shutdown_window: Mutex::new(None),
                 blocking,
                 topology,
@@ -433,6 +439,8 @@ struct Inner {
     exited: Mutex<Vec<bool>>,
     /// Notified by each worker as it exits, after its `exits` send.
     exit_notify: Arc<tokio::sync::Notify>,
+    /// Gives up on stuck workers for `workers_exited_async` (watch.rs).
+    watch: Arc<ShutdownWatch>,
     /// When shutdown began, and its deadline.
     shutdown_window: Mutex<Option<(Instant, Instant)>>,
     blocking: BlockingPool,
@@ -611,6 +619,10 @@ impl Executor {
         }
         let deadline = started + timeout;
         *lock(&self.inner.shutdown_window) = Some((started, deadline));
+        // Before any stop is sent: a worker that drains must find it.
+        self.inner
+            .watch
+            .begin(self.current_worker(), deadline + ABORT_GRACE);
         for worker in &self.inner.workers {
             let stop = lock(&worker.stop).take();
             if let Some(stop) = stop {
@@ -639,8 +651,15 @@ impl Executor {
     /// Resolves once every worker has exited (see
     /// [`workers_exited`](Self::workers_exited)): an async way to wait for
     /// the workers after [`begin_shutdown`](Self::begin_shutdown), from
-    /// any runtime, without blocking a thread. It does not time out: a
-    /// worker stuck in blocking code never exits, so race it against a
+    /// any runtime, without blocking a thread.
+    ///
+    /// A worker stuck in blocking code never exits. When `begin_shutdown`
+    /// was called from one of this executor's workers, that worker gives up
+    /// on the stuck ones at the deadline plus [`ABORT_GRACE`], and this
+    /// resolves once it has exited; [`wait_shutdown`](Self::wait_shutdown)
+    /// then lists them in [`ShutdownReport::stuck_workers`] without
+    /// waiting. Begun from any other thread (or should the worker that
+    /// began it be the stuck one), it does not time out: race it against a
     /// deadline of your own.
     pub async fn workers_exited_async(&self) {
         loop {
@@ -648,7 +667,7 @@ impl Executor {
             let mut notified = std::pin::pin!(notified);
             // Registered before the check, so an exit in between wakes it.
             notified.as_mut().enable();
-            if self.workers_exited() {
+            if self.workers_exited() || self.inner.watch.settled() {
                 return;
             }
             notified.await;

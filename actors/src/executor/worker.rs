@@ -52,6 +52,7 @@ use tokio::sync::oneshot;
 
 use super::task::{NOT_REGISTERED, Runnable};
 use super::topology::Cpu;
+use super::watch::{DrainReport, ShutdownWatch};
 use crate::mailbox::{self, TryRecvError, TrySendError};
 
 /// Tasks a worker runs before it lets tokio poll its timers and sockets.
@@ -508,13 +509,18 @@ pub(crate) struct ExitGuard {
     pub(crate) exited: Arc<tokio::sync::Notify>,
     /// Workers that have not exited yet.
     pub(crate) running: Arc<AtomicUsize>,
+    /// Counts this worker as drained for the stuck-worker watch (watch.rs),
+    /// at the latest when the thread ends.
+    pub(crate) drain: DrainReport,
 }
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         // The executor may be gone; then nobody is waiting.
         let _ = self.exits.send(self.index);
-        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let last = self.running.fetch_sub(1, Ordering::AcqRel) == 1;
+        let watcher_gave_up = self.drain.watch().worker_exited(self.index);
+        if last || watcher_gave_up {
             self.exited.notify_waiters();
         }
     }
@@ -554,6 +560,8 @@ pub(crate) struct WorkerStart {
     pub(crate) pinned: mpsc::Sender<Option<Cpu>>,
     /// Receives the shutdown deadline; a dropped sender means "now".
     pub(crate) stop: oneshot::Receiver<Instant>,
+    /// The executor's stuck-worker watch (watch.rs).
+    pub(crate) watch: Arc<ShutdownWatch>,
     pub(crate) exit: ExitGuard,
 }
 
@@ -576,6 +584,7 @@ pub(crate) fn run(start: WorkerStart) {
         pin_refusal_logged,
         pinned,
         stop,
+        watch,
         exit,
     } = start;
     // First: see `EXIT_REPORT`. Were the thread-local already destroyed
@@ -600,6 +609,16 @@ pub(crate) fn run(start: WorkerStart) {
     let _ = pinned.send(outcome);
     let aborted = runtime.block_on(Serve::new(local.clone(), stop));
     shared.aborted_at_deadline.store(aborted, Ordering::Release);
+    let _ = EXIT_REPORT.try_with(|slot| {
+        if let Some(exit) = slot.borrow().as_ref() {
+            exit.drain.drained();
+        }
+    });
+    // The worker that began the shutdown waits here for any still running
+    // (see watch.rs); every other worker goes straight on.
+    if watch.is_watcher(shared.me.index) {
+        runtime.block_on(watch.watch());
+    }
     local.close();
     // Tokio tasks that user code spawned on this runtime are dropped with it.
     drop(runtime);

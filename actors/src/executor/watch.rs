@@ -1,0 +1,172 @@
+//! Giving up on a worker stuck in blocking code, without a thread of its
+//! own.
+//!
+//! A worker whose task never returns from a poll (a `std::thread::sleep`,
+//! a lock held elsewhere, a blocking read) cannot be stopped. Once the
+//! shutdown deadline plus [`ABORT_GRACE`](super::ABORT_GRACE) has passed,
+//! the executor counts it as stuck:
+//! [`Executor::workers_exited_async`](super::Executor::workers_exited_async)
+//! resolves anyway, and
+//! [`Executor::wait_shutdown`](super::Executor::wait_shutdown) lists it in
+//! [`ShutdownReport::stuck_workers`](super::ShutdownReport::stuck_workers).
+//!
+//! Something has to notice that deadline. `wait_shutdown` blocks its
+//! caller with a timeout, but the async wait has no thread to block, and a
+//! thread kept for the purpose costs every process a thread that its exit
+//! must wake to end (docs/PERFORMANCE.md, "Daemon"). So the worker that
+//! began the shutdown watches: once its own tasks have ended, it waits on
+//! its runtime's timer for the other workers to end theirs, and gives up
+//! at the deadline. On the usual way out it waits for nothing: the worker
+//! that sends the stop is the last to act on it, so the others have
+//! drained by the time it looks.
+//!
+//! If the worker that began the shutdown is the stuck one, nothing gives
+//! up. A daemon's kill stage ends the process then.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use crate::lock::lock;
+
+/// No worker watches: the shutdown was begun from outside the executor.
+const NO_WATCHER: usize = usize::MAX;
+
+/// What the workers share about a shutdown under way. See the module docs.
+#[derive(Debug)]
+pub(crate) struct ShutdownWatch {
+    workers: usize,
+    /// Workers whose tasks have all ended, or that exited without that.
+    drained: AtomicUsize,
+    /// Notified as each worker drains, for the watcher.
+    drained_notify: Notify,
+    /// The index of the worker that began the shutdown, or `NO_WATCHER`.
+    watcher: AtomicUsize,
+    /// The deadline plus the abort grace, set when the shutdown begins.
+    give_up_at: Mutex<Option<Instant>>,
+    /// Set when the watcher stopped waiting for a stuck worker.
+    gave_up: AtomicBool,
+    /// Set when the watcher's thread has ended, after giving up or not.
+    watcher_exited: AtomicBool,
+}
+
+impl ShutdownWatch {
+    pub(crate) fn new(workers: usize) -> Self {
+        ShutdownWatch {
+            watcher_exited: AtomicBool::new(false),
+            workers,
+            drained: AtomicUsize::new(0),
+            drained_notify: Notify::new(),
+            watcher: AtomicUsize::new(NO_WATCHER),
+            give_up_at: Mutex::new(None),
+            gave_up: AtomicBool::new(false),
+        }
+    }
+
+    /// Records, before any worker is told to stop, who watches (the
+    /// calling worker, if the caller is one) and until when.
+    pub(crate) fn begin(&self, watcher: Option<usize>, give_up_at: Instant) {
+        *lock(&self.give_up_at) = Some(give_up_at);
+        self.watcher
+            .store(watcher.unwrap_or(NO_WATCHER), Ordering::Release);
+    }
+
+    /// Whether waiting for the workers is over although some have not
+    /// exited: the watcher gave up on them, and has exited itself (its
+    /// exit report is sent by then), so every worker that has not exited
+    /// is stuck.
+    pub(crate) fn settled(&self) -> bool {
+        self.gave_up.load(Ordering::Acquire) && self.watcher_exited.load(Ordering::Acquire)
+    }
+
+    /// Records that worker `index` has exited (its exit report sent).
+    /// Returns whether the executor's exit waiters should look again
+    /// because of it: the watcher gave up, and this is its exit.
+    pub(crate) fn worker_exited(&self, index: usize) -> bool {
+        if !self.is_watcher(index) {
+            return false;
+        }
+        self.watcher_exited.store(true, Ordering::Release);
+        self.gave_up.load(Ordering::Acquire)
+    }
+
+    /// Whether worker `me` began the shutdown, and so watches.
+    pub(crate) fn is_watcher(&self, me: usize) -> bool {
+        self.watcher.load(Ordering::Acquire) == me
+    }
+
+    fn all_drained(&self) -> bool {
+        self.drained.load(Ordering::Acquire) >= self.workers
+    }
+
+    /// Run by the watcher after its tasks have ended: it waits here, on its
+    /// runtime, until every worker has drained or
+    /// the give-up instant passes, and then records that it gave up: its
+    /// own exit, which follows, wakes the executor's exit waiters (see
+    /// [`worker_exited`](Self::worker_exited)). Only the
+    /// [watcher](Self::is_watcher) calls it.
+    pub(crate) async fn watch(&self) {
+        let Some(give_up_at) = *lock(&self.give_up_at) else {
+            return;
+        };
+        let give_up = tokio::time::sleep_until(give_up_at.into());
+        let mut give_up = std::pin::pin!(give_up);
+        loop {
+            let notified = self.drained_notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a drain in between wakes it.
+            notified.as_mut().enable();
+            if self.all_drained() {
+                return;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = give_up.as_mut() => {
+                    self.gave_up.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One worker's part in the watch: counts its drain once, whether it
+/// drained or its thread ended without (a panic outside a task).
+#[derive(Debug)]
+pub(crate) struct DrainReport {
+    watch: Arc<ShutdownWatch>,
+    sent: Cell<bool>,
+}
+
+impl DrainReport {
+    pub(crate) fn new(watch: Arc<ShutdownWatch>) -> Self {
+        DrainReport {
+            watch,
+            sent: Cell::new(false),
+        }
+    }
+
+    /// The watch this report counts for.
+    pub(crate) fn watch(&self) -> &ShutdownWatch {
+        &self.watch
+    }
+
+    /// The worker's tasks have all ended.
+    pub(crate) fn drained(&self) {
+        if !self.sent.replace(true) {
+            self.watch.drained.fetch_add(1, Ordering::AcqRel);
+            self.watch.drained_notify.notify_waiters();
+        }
+    }
+}
+
+impl Drop for DrainReport {
+    fn drop(&mut self) {
+        // A worker that ends without draining is not stuck: do not wait
+        // for it.
+        self.drained();
+    }
+}
