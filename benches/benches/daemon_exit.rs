@@ -26,6 +26,11 @@
 //! from inside all 10 of its subsystems, and the parent waits 50 ms more
 //! so that signal handlers are certainly installed.
 //!
+//! The last line pairs the two daemons round by round: the median of
+//! each round's difference, with a 95% bootstrap interval
+//! (`proc_daemon_benches::paired_difference`). The machine's drift within
+//! a run moves both medians; it cancels out of the paired difference.
+//!
 //! Idle cost: after 1 s of settling, the parent sums over every thread of
 //! the child the CPU time from `/proc/PID/task/*/schedstat` and the
 //! voluntary and involuntary context switches from
@@ -37,7 +42,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use proc_daemon_benches::percentile;
+use proc_daemon_benches::{paired_difference, percentile};
 
 const ROLE: &str = "DAEMON_EXIT_ROLE";
 /// How many subsystems the children start; the parent passes its
@@ -357,6 +362,8 @@ fn drive() {
             endings[index].insert(exit.how);
         }
     }
+    // Paired by round, before the samples are sorted below.
+    let paired = paired_difference(&samples[0], &samples[1]);
     let mut medians = Vec::new();
     for (index, role) in roles.iter().enumerate() {
         let sorted = &mut samples[index];
@@ -378,6 +385,10 @@ fn drive() {
         "  ratios: proc-daemon / upstream = {:.2}, proc-daemon / bare-tokio floor = {:.2}",
         medians[0].as_secs_f64() / medians[1].as_secs_f64(),
         medians[0].as_secs_f64() / medians[2].as_secs_f64()
+    );
+    println!(
+        "  paired by round: proc-daemon - upstream = {:+.1} us (95% CI {:+.1} to {:+.1} us)",
+        paired.median_us, paired.low_us, paired.high_us
     );
 
     if idle_seconds == 0 {
