@@ -56,13 +56,13 @@ pub(crate) struct ShutdownWatch {
 impl ShutdownWatch {
     pub(crate) fn new(workers: usize) -> Self {
         ShutdownWatch {
-            watcher_exited: AtomicBool::new(false),
             workers,
             drained: AtomicUsize::new(0),
             drained_notify: Notify::new(),
             watcher: AtomicUsize::new(NO_WATCHER),
             give_up_at: Mutex::new(None),
             gave_up: AtomicBool::new(false),
+            watcher_exited: AtomicBool::new(false),
         }
     }
 
@@ -102,12 +102,11 @@ impl ShutdownWatch {
         self.drained.load(Ordering::Acquire) >= self.workers
     }
 
-    /// Run by the watcher after its tasks have ended: it waits here, on its
-    /// runtime, until every worker has drained or
-    /// the give-up instant passes, and then records that it gave up: its
-    /// own exit, which follows, wakes the executor's exit waiters (see
-    /// [`worker_exited`](Self::worker_exited)). Only the
-    /// [watcher](Self::is_watcher) calls it.
+    /// Run by the [watcher](Self::is_watcher) once its own tasks have
+    /// ended: waits, on its runtime, until every worker has drained or the
+    /// give-up instant passes. In the second case it records that it gave
+    /// up; its own exit, which follows, wakes the executor's exit waiters
+    /// (see [`worker_exited`](Self::worker_exited)).
     pub(crate) async fn watch(&self) {
         let Some(give_up_at) = *lock(&self.give_up_at) else {
             return;
