@@ -98,6 +98,14 @@ impl ShutdownWatch {
         self.watcher.load(Ordering::Acquire) == me
     }
 
+    /// Whether worker `me`, its own tasks ended, must [`watch`](Self::watch):
+    /// it is the watcher and some worker has not drained yet. On the usual
+    /// way out the answer is no, and the worker does not enter its runtime
+    /// again.
+    pub(crate) fn must_watch(&self, me: usize) -> bool {
+        self.is_watcher(me) && !self.all_drained()
+    }
+
     fn all_drained(&self) -> bool {
         self.drained.load(Ordering::Acquire) >= self.workers
     }

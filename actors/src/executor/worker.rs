@@ -616,7 +616,7 @@ pub(crate) fn run(start: WorkerStart) {
     });
     // The worker that began the shutdown waits here for any still running
     // (see watch.rs); every other worker goes straight on.
-    if watch.is_watcher(shared.me.index) {
+    if watch.must_watch(shared.me.index) {
         runtime.block_on(watch.watch());
     }
     local.close();
