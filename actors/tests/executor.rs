@@ -629,6 +629,13 @@ fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
 #[test]
 fn the_worker_that_began_the_shutdown_gives_up_on_a_stuck_one() {
     let (executor, blocker) = two_workers_one_blocked(1, Duration::from_millis(2000));
+    // A task on worker 0 that the deadline aborts: worker 0's own tasks end
+    // only at the deadline, as a daemon's do when a subsystem is stuck.
+    let slow = executor
+        .spawn_on(0, async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        })
+        .unwrap();
     let on_worker = executor.clone();
     let started = Instant::now();
     executor
@@ -650,7 +657,35 @@ fn the_worker_that_began_the_shutdown_gives_up_on_a_stuck_one() {
     assert!(!executor.workers_exited(), "worker 1 is still blocked");
     let report = executor.wait_shutdown().unwrap();
     assert_eq!(report.stuck_workers, vec![1], "{report:?}");
+    assert_eq!(slow.join(), Err(JoinError::Aborted));
     // The blocking task ends on its own, and its worker exits after it.
+    assert_eq!(blocker.join(), Ok(()));
+}
+
+#[test]
+fn a_worker_done_before_the_deadline_does_not_wait_for_the_others() {
+    // Worker 1 is busy (blocked) for 600 ms; worker 0 begins a shutdown
+    // with a 5 s deadline and has nothing to do. It must not hold its own
+    // exit for worker 1: the async wait ends when worker 1 does.
+    let (executor, blocker) = two_workers_one_blocked(1, Duration::from_millis(600));
+    let on_worker = executor.clone();
+    let started = Instant::now();
+    executor
+        .spawn_on(0, async move {
+            on_worker.begin_shutdown(Duration::from_secs(5)).unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    await_workers_exited(&executor, Duration::from_secs(3))
+        .expect("the workers exit once worker 1's task is done");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "resolved before worker 1 was done: {:?}",
+        started.elapsed()
+    );
+    let report = executor.wait_shutdown().unwrap();
+    assert!(report.stuck_workers.is_empty(), "{report:?}");
     assert_eq!(blocker.join(), Ok(()));
 }
 

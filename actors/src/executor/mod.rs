@@ -620,9 +620,7 @@ impl Executor {
         let deadline = started + timeout;
         *lock(&self.inner.shutdown_window) = Some((started, deadline));
         // Before any stop is sent: a worker that drains must find it.
-        self.inner
-            .watch
-            .begin(self.current_worker(), deadline + ABORT_GRACE);
+        self.inner.watch.begin(self.current_worker(), deadline);
         for worker in &self.inner.workers {
             let stop = lock(&worker.stop).take();
             if let Some(stop) = stop {
@@ -654,13 +652,15 @@ impl Executor {
     /// any runtime, without blocking a thread.
     ///
     /// A worker stuck in blocking code never exits. When `begin_shutdown`
-    /// was called from one of this executor's workers, that worker gives up
-    /// on the stuck ones at the deadline plus [`ABORT_GRACE`], and this
+    /// was called from one of this executor's workers and that worker's own
+    /// tasks ran until the deadline (or were aborted there), it gives up on
+    /// the stuck ones at the deadline plus [`ABORT_GRACE`], and this
     /// resolves once it has exited; [`wait_shutdown`](Self::wait_shutdown)
     /// then lists them in [`ShutdownReport::stuck_workers`] without
-    /// waiting. Begun from any other thread (or should the worker that
-    /// began it be the stuck one), it does not time out: race it against a
-    /// deadline of your own.
+    /// waiting. Otherwise (begun from another thread, or that worker done
+    /// before the deadline, or stuck itself) it does not time out: race it
+    /// against a deadline of your own. A daemon's kill stage is that
+    /// deadline.
     pub async fn workers_exited_async(&self) {
         loop {
             let notified = self.inner.exit_notify.notified();
