@@ -487,9 +487,11 @@ impl Daemon {
         // sleeping thread costs on the order of 100 µs.
         let executor = self.inner.executor.clone();
         // Without blocking the caller's runtime. A worker stuck in blocking
-        // code never exits: the root actor's worker, which began the
-        // executor's shutdown, gives up on it at the force deadline plus
-        // `ABORT_GRACE` (the executor's watch.rs), and this returns then.
+        // code never exits. When the tree ran into the force deadline (as a
+        // stuck subsystem makes it), the root actor's worker, which began
+        // the executor's shutdown, gives up on the stuck one at that
+        // deadline plus `ABORT_GRACE` (the executor's watch.rs), and this
+        // returns then; otherwise the kill stage ends the process.
         executor.workers_exited_async().await;
         let finish = self.inner.finish.take(&executor).await;
         // Now it does not block on the workers: they have exited, or the

@@ -53,7 +53,7 @@ use crate::{Error, Result};
 
 /// How long after the kill deadline the SIGKILL backstop fires, if the
 /// realtime signal's handler has not ended the process by then.
-pub(crate) const BACKSTOP: Duration = Duration::from_millis(500);
+const BACKSTOP: Duration = Duration::from_millis(500);
 
 /// The line the handler writes to stderr before it exits.
 const KILL_MESSAGE: &[u8] =

@@ -88,7 +88,7 @@ use blocking::BlockingPool;
 use task::Task;
 pub use task::{JoinError, JoinHandle, panic_message};
 use topology::Topology;
-use watch::{DrainReport, ShutdownWatch};
+use watch::ShutdownWatch;
 use worker::{CurrentWorker, ExitGuard, WorkerShared, WorkerStart};
 pub use worker::{WorkerInfo, WorkerMetrics};
 
@@ -265,7 +265,7 @@ impl ExecutorBuilder {
                     exits: exits_tx.clone(),
                     exited: exit_notify.clone(),
                     running: running_workers.clone(),
-                    drain: DrainReport::new(watch.clone()),
+                    watch: watch.clone(),
                 },
             };
             // Detached: the worker reports its own exit (see

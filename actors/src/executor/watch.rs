@@ -30,7 +30,6 @@
 //! the watcher itself is the stuck one. The caller's own deadline covers
 //! both: a daemon's kill stage ends the process.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -150,40 +149,15 @@ impl ShutdownWatch {
     }
 }
 
-/// One worker's part in the watch: counts its drain once, whether it
-/// drained or its thread ended without (a panic outside a task).
+/// One worker's drain, counted when this is dropped: by the worker once
+/// its tasks have ended, or by the unwinding of a worker that panicked
+/// outside a task (which is not stuck either, so nobody waits for it).
 #[derive(Debug)]
-pub(crate) struct DrainReport {
-    watch: Arc<ShutdownWatch>,
-    sent: Cell<bool>,
-}
-
-impl DrainReport {
-    pub(crate) fn new(watch: Arc<ShutdownWatch>) -> Self {
-        DrainReport {
-            watch,
-            sent: Cell::new(false),
-        }
-    }
-
-    /// The watch this report counts for.
-    pub(crate) fn watch(&self) -> &ShutdownWatch {
-        &self.watch
-    }
-
-    /// The worker's tasks have all ended.
-    pub(crate) fn drained(&self) {
-        if !self.sent.replace(true) {
-            self.watch.drained.fetch_add(1, Ordering::AcqRel);
-            self.watch.drained_notify.notify_waiters();
-        }
-    }
-}
+pub(crate) struct DrainReport(pub(crate) Arc<ShutdownWatch>);
 
 impl Drop for DrainReport {
     fn drop(&mut self) {
-        // A worker that ends without draining is not stuck: do not wait
-        // for it.
-        self.drained();
+        self.0.drained.fetch_add(1, Ordering::AcqRel);
+        self.0.drained_notify.notify_waiters();
     }
 }

@@ -509,9 +509,8 @@ pub(crate) struct ExitGuard {
     pub(crate) exited: Arc<tokio::sync::Notify>,
     /// Workers that have not exited yet.
     pub(crate) running: Arc<AtomicUsize>,
-    /// Counts this worker as drained for the stuck-worker watch (watch.rs),
-    /// at the latest when the thread ends.
-    pub(crate) drain: DrainReport,
+    /// The stuck-worker watch (watch.rs), told when the watcher exits.
+    pub(crate) watch: Arc<ShutdownWatch>,
 }
 
 impl Drop for ExitGuard {
@@ -519,7 +518,7 @@ impl Drop for ExitGuard {
         // The executor may be gone; then nobody is waiting.
         let _ = self.exits.send(self.index);
         let last = self.running.fetch_sub(1, Ordering::AcqRel) == 1;
-        let watcher_gave_up = self.drain.watch().worker_exited(self.index);
+        let watcher_gave_up = self.watch.worker_exited(self.index);
         if last || watcher_gave_up {
             self.exited.notify_waiters();
         }
@@ -607,13 +606,11 @@ pub(crate) fn run(start: WorkerStart) {
     LOCAL.with(|slot| *slot.borrow_mut() = Some(local.clone()));
     // The builder waits for this before it returns.
     let _ = pinned.send(outcome);
+    // Dropped once the tasks have ended, or by unwinding on a panic.
+    let drain = DrainReport(watch.clone());
     let aborted = runtime.block_on(Serve::new(local.clone(), stop));
     shared.aborted_at_deadline.store(aborted, Ordering::Release);
-    let _ = EXIT_REPORT.try_with(|slot| {
-        if let Some(exit) = slot.borrow().as_ref() {
-            exit.drain.drained();
-        }
-    });
+    drop(drain);
     // The worker that began the shutdown waits here for any still running
     // (see watch.rs); every other worker goes straight on.
     if watch.must_watch(shared.me.index) {
