@@ -24,15 +24,18 @@
 //! terminate the process. Once a signal is handled it stays handled for
 //! the life of the process (the Unix disposition is process-wide).
 //!
-//! A handler writes each signal's number into a pipe, and one task on the
-//! daemon's control worker reads it (see `listen` for why not
-//! `tokio::signal`). An idle daemon therefore sleeps in the kernel until a
-//! signal arrives: there is no polling tick. A signal that stops the daemon
-//! also wakes the other workers at once, through a second pipe, so that
-//! they are awake when the shutdown reaches them.
+//! A handler writes each signal's number into a pipe, then writes an
+//! eventfd that every worker of the daemon watches; one task on the
+//! daemon's control worker reads the pipe (see `listen` for why not
+//! `tokio::signal`, and why one descriptor for every worker). An idle
+//! daemon therefore sleeps in the kernel until a signal arrives: there is
+//! no polling tick. A signal that stops the daemon wakes the other workers
+//! at the same moment as the control worker, so that they are awake when
+//! the shutdown reaches them.
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use proc_daemon_actors::executor::{Executor, JoinHandle};
 use std::os::fd::AsRawFd;
@@ -235,19 +238,25 @@ impl SignalConfig {
 /// Why not `tokio::signal`: tokio forwards every signal to a socket that
 /// every runtime with I/O enabled watches, so one SIGTERM woke the
 /// caller's runtime and every worker, three threads on two CPUs racing on
-/// the way out. Here a handler writes the signal's number into a pipe that
-/// only the listener's worker watches: one thread wakes.
+/// the way out, and a runtime that is not the daemon's received it too.
 ///
-/// A signal that stops the daemon (SIGTERM, SIGINT, SIGQUIT) is also
-/// written to a second pipe, the wake-up pipe, which a small task on every
-/// other worker watches. A worker woken by it marks the executor's shutdown
-/// as imminent ([`Executor::shutdown_imminent`]) and so spins instead of
-/// sleeping again. The handler runs before the control worker has even
-/// woken; by the time the root actor cancels the subsystems, some of which
-/// run on those other workers, they are awake. Waking a sleeping thread
-/// costs on the order of 100 µs on a small VM, and this takes that wait
-/// off the way out (docs/PERFORMANCE.md, "Daemon"). Other signals wake
-/// only the control worker.
+/// Here a handler writes the signal's number into a pipe, in arrival
+/// order, then writes an eventfd that every worker of the daemon watches
+/// with its own reactor. One `write` wakes them all. The listener's worker
+/// reads the pipe and delivers the signals. Another worker, for a signal
+/// that stops the daemon (SIGTERM, SIGINT, SIGQUIT; the handler raises a
+/// flag first), marks the executor's shutdown as imminent
+/// ([`Executor::shutdown_imminent`]) and so spins instead of sleeping
+/// again. By the time the root actor cancels the subsystems, some of which
+/// run on those workers, they are awake. Waking a sleeping thread costs
+/// on the order of 100 µs on a small VM, and this takes that wait off the
+/// way out (docs/PERFORMANCE.md, "Daemon").
+///
+/// Why one write: the first thread a write wakes often lands on the CPU
+/// of the thread running the handler, and preempts it as the `write`
+/// returns. A second write, to wake the next worker, then waits until the
+/// handler's thread gets its CPU back: over 100 µs in traces of the
+/// version that had a pipe per purpose.
 ///
 /// Aborting the returned tasks unregisters the handlers. The process then
 /// keeps ignoring those signals: a Unix disposition, once handled, stays
@@ -267,63 +276,61 @@ pub(crate) fn listen(
     }
     let pipe_error = |err| Error::io("create the signal pipe", None, err);
     let (reader, writer) = std::io::pipe().map_err(pipe_error)?;
-    // The reader is made non-blocking by tokio; the writer must never
-    // block inside a signal handler.
+    // The writer must never block inside a signal handler; the reader is
+    // read until it would block.
     set_nonblocking(&writer).map_err(pipe_error)?;
+    set_nonblocking(&reader).map_err(pipe_error)?;
     let writer = Arc::new(writer);
-    // With a single worker there is no other worker to wake, and a pipe
-    // nobody reads would only make the handler's write fail with EPIPE.
-    let wake_pipe = if executor.worker_count() > 1 {
-        let wake_error = |err| Error::io("create the wake-up pipe", None, err);
-        let (reader, writer) = std::io::pipe().map_err(wake_error)?;
-        set_nonblocking(&writer).map_err(wake_error)?;
-        Some((std::os::fd::OwnedFd::from(reader), Arc::new(writer)))
-    } else {
-        None
-    };
+    let wake =
+        Arc::new(new_eventfd().map_err(|err| Error::io("create the signal eventfd", None, err))?);
+    let stopping = Arc::new(AtomicBool::new(false));
     let mut registration = Registration(Vec::new());
     for &signal in &handled {
-        let keep_open = writer.clone();
-        let wake = wake_pipe
-            .as_ref()
-            .filter(|_| signal.stops_the_daemon())
-            .map(|(_, writer)| writer.clone());
+        let numbers = writer.clone();
+        let wake = wake.clone();
+        let stopping = signal.stops_the_daemon().then(|| stopping.clone());
         let number = signal.number();
         let byte = [u8::try_from(number).expect("signal numbers fit a byte")];
+        let one = 1u64.to_ne_bytes();
         // SAFETY: `register` requires an async-signal-safe action. This one
-        // only calls write(2), which POSIX lists as async-signal-safe, on
-        // descriptors that `keep_open` and `wake` (owned by the action) keep
-        // open for as long as the action exists; it allocates nothing, takes
-        // no lock and ignores the results (a full pipe drops the byte: its
-        // reader is already behind). signal-hook-registry saves and restores
+        // stores to an atomic and calls write(2), which POSIX lists as
+        // async-signal-safe, on descriptors that `numbers` and `wake` (owned
+        // by the action) keep open for as long as the action exists. It
+        // allocates nothing, takes no lock and ignores the results: a full
+        // pipe drops the byte (its reader is already behind), and an
+        // eventfd write fails only when the counter would overflow, with a
+        // wake-up already pending. signal-hook-registry saves and restores
         // errno around actions. Exercised with real signals by
         // tests/daemon_process.rs and tests/reference_samples.rs (Miri
         // cannot run signal handlers).
         let id = unsafe {
             signal_hook_registry::register(number, move || {
-                let _ = libc::write(keep_open.as_raw_fd(), byte.as_ptr().cast(), 1);
-                // Second: a worker woken here may preempt this thread, which
-                // must have told the control worker first.
-                if let Some(wake) = &wake {
-                    let _ = libc::write(wake.as_raw_fd(), byte.as_ptr().cast(), 1);
+                if let Some(stopping) = &stopping {
+                    stopping.store(true, Ordering::Release);
                 }
+                let _ = libc::write(numbers.as_raw_fd(), byte.as_ptr().cast(), 1);
+                let _ = libc::write(wake.as_raw_fd(), one.as_ptr().cast(), one.len());
             })
         }
         .map_err(|err| Error::io(format!("register a handler for {signal}"), None, err))?;
         registration.0.push(id);
     }
+    let numbers = std::os::fd::OwnedFd::from(reader);
+    let control_wake = SharedFd(wake.clone());
     let task = async move {
         let _registration = registration;
-        let delivered = watch_pipe(reader.into(), |bytes| {
-            for &number in bytes {
-                if let Some(signal) = Signal::from_number(i32::from(number)) {
-                    deliver(signal);
+        let delivered = on_each_wake(control_wake, || {
+            drain_pipe(&numbers, |bytes| {
+                for &number in bytes {
+                    if let Some(signal) = Signal::from_number(i32::from(number)) {
+                        deliver(signal);
+                    }
                 }
-            }
+            })
         })
         .await;
         if let Err(err) = delivered {
-            tracing::error!(%err, "the signal pipe failed; signals are not handled");
+            tracing::error!(%err, "the signal listener failed; signals are not handled");
         }
     };
     let spawn_error = |err| {
@@ -334,58 +341,118 @@ pub(crate) fn listen(
         )
     };
     let mut listeners = vec![executor.spawn_on(worker, task).map_err(spawn_error)?];
-    if let Some((wake_reader, wake_writer)) = wake_pipe {
-        for other in (0..executor.worker_count()).filter(|&w| w != worker) {
-            let reader = wake_reader
-                .try_clone()
-                .map_err(|err| Error::io("share the wake-up pipe", None, err))?;
-            let wake = wake_up_on_signal(reader, executor.clone(), wake_writer.clone());
-            listeners.push(executor.spawn_on(other, wake).map_err(spawn_error)?);
-        }
+    for other in (0..executor.worker_count()).filter(|&w| w != worker) {
+        let stopping = stopping.clone();
+        let hurry = executor.clone();
+        let woken = on_each_wake(SharedFd(wake.clone()), move || {
+            if stopping.load(Ordering::Acquire) {
+                hurry.shutdown_imminent();
+            }
+            Ok(())
+        });
+        let task = async move {
+            if let Err(err) = woken.await {
+                // Only the early wake-up is lost; the shutdown still wakes
+                // this worker when it gets here.
+                tracing::debug!(%err, "the signal eventfd failed on another worker");
+            }
+        };
+        listeners.push(executor.spawn_on(other, task).map_err(spawn_error)?);
     }
     Ok(listeners)
 }
 
-/// The task on a worker other than the listener's: waits on the wake-up
-/// pipe (its own descriptor for it, registered with this worker's reactor)
-/// and marks the shutdown imminent when a stopping signal arrives. Several
-/// workers watch the same pipe; each is woken by each write, whichever of
-/// them reads the byte.
-async fn wake_up_on_signal(
-    reader: std::os::fd::OwnedFd,
-    executor: Executor,
-    _keep_open: Arc<std::io::PipeWriter>,
-) {
-    if let Err(err) = watch_pipe(reader, |_| executor.shutdown_imminent()).await {
-        // Only the early wake-up is lost; the shutdown still wakes this
-        // worker when it gets here.
-        tracing::debug!(%err, "the wake-up pipe failed");
+/// Watches the eventfd `wake` with the calling worker's reactor, so that
+/// its writes wake this thread, and calls `on_wake` once registered and
+/// after each wake-up.
+/// Every worker registers the same descriptor with its own epoll; each
+/// write wakes all of them. Returns the first error, from the reactor or
+/// from `on_wake`.
+///
+/// Nobody reads the counter, so it only grows (by one a signal; it cannot
+/// overflow in practice). epoll re-checks a descriptor's readiness when it
+/// hands out an event: a worker that reset the counter would make the
+/// other workers' epolls drop the event that was on its way to them.
+/// Readiness is edge-triggered (tokio registers with `EPOLLET`), so each
+/// write still wakes every worker once.
+async fn on_each_wake(
+    wake: SharedFd,
+    mut on_wake: impl FnMut() -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    // SAFETY: `register_with_interest` requires the descriptor to stay open,
+    // as the same file, for as long as the `AsyncFd` lives, and `as_raw_fd`
+    // to return it every time. `SharedFd` holds an `Arc` of the `OwnedFd`,
+    // and the `AsyncFd` owns the `SharedFd`, so the descriptor stays open.
+    let watched = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(wake, tokio::io::Interest::READABLE)
+    }
+    .map_err(std::io::Error::from)?;
+    // Once now, for a signal that came before the registration: epoll
+    // would report the non-zero counter at once, but this does not have to
+    // rely on it.
+    on_wake()?;
+    loop {
+        let mut ready = watched.readable().await?;
+        // Before `on_wake`: a write after this wakes us again.
+        ready.clear_ready();
+        on_wake()?;
     }
 }
 
-/// Reads `reader` (a pipe's read end) on the calling worker's reactor, so
-/// that only this thread wakes, and hands every chunk read to `on_bytes`.
-/// Returns when the pipe's writers are gone, or with the error that ended
-/// it.
-async fn watch_pipe(
-    reader: std::os::fd::OwnedFd,
+/// Reads the non-blocking pipe `reader` until it is empty and hands every
+/// chunk to `on_bytes`. An end of file (the writers gone) is an error: the
+/// handlers own the writer, so it means they are gone.
+fn drain_pipe(
+    reader: &std::os::fd::OwnedFd,
     mut on_bytes: impl FnMut(&[u8]),
 ) -> std::io::Result<()> {
-    let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader)?;
     let mut buffer = [0u8; 64];
     loop {
-        reader.readable().await?;
-        match reader.try_read(&mut buffer) {
-            Ok(0) => return Ok(()),
-            Ok(count) => on_bytes(&buffer[..count]),
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(err) => return Err(err),
+        // SAFETY: read(2) into a local buffer of the length given, on a
+        // descriptor `reader` keeps open.
+        let count =
+            unsafe { libc::read(reader.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        match count {
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the signal pipe's writers are gone",
+                ));
+            }
+            count if count > 0 => on_bytes(&buffer[..count.unsigned_abs()]),
+            _ => {
+                let err = std::io::Error::last_os_error();
+                match err.kind() {
+                    std::io::ErrorKind::WouldBlock => return Ok(()),
+                    std::io::ErrorKind::Interrupted => {}
+                    _ => return Err(err),
+                }
+            }
         }
     }
+}
+
+/// A descriptor shared by the tasks that watch it. Registering it with a
+/// reactor borrows the number; it is closed when the last clone drops.
+struct SharedFd(Arc<std::os::fd::OwnedFd>);
+
+impl AsRawFd for SharedFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd.
+fn new_eventfd() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: eventfd(2) takes no pointers; it returns a new descriptor or
+    // -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by eventfd(2) and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// The registered handlers, unregistered when dropped.
