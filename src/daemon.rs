@@ -250,6 +250,7 @@ impl DaemonBuilder {
             .build()
             .map_err(|err| Error::io("start the executor", None, std::io::Error::other(err)))?;
 
+        let config = Arc::new(config);
         let shutdown = DaemonShutdown::new();
         let finish = Arc::new(FinishRecord::default());
         let events = manager.bus().clone();
@@ -266,7 +267,7 @@ impl DaemonBuilder {
             &executor,
             CONTROL_WORKER,
             DaemonActor {
-                config: config.clone(),
+                config: Arc::clone(&config),
                 root: None,
                 shutdown: shutdown.clone(),
                 signals: signals.clone(),
@@ -351,7 +352,7 @@ pub struct Daemon {
 }
 
 struct Inner {
-    config: Config,
+    config: Arc<Config>,
     executor: Executor,
     root: ActorRef<Supervisor>,
     actor: ActorRef<DaemonActor>,
@@ -525,7 +526,7 @@ impl Daemon {
             report: finish.report,
             aborted_tasks,
             elapsed: finish.began.elapsed(),
-            config: self.inner.config.clone(),
+            config: Arc::clone(&self.inner.config),
         };
         tracing::info!(reason = %exit.reason, code = exit.exit_code, elapsed = ?exit.elapsed, "daemon stopped");
         match (exit_code, finish.escalation) {
@@ -637,7 +638,9 @@ pub struct DaemonExit {
     report: DrainReport,
     aborted_tasks: usize,
     elapsed: Duration,
-    config: Config,
+    /// Shared with the daemon: the configuration does not change after
+    /// start, so the exit carries no copy of it.
+    config: Arc<Config>,
 }
 
 impl DaemonExit {
@@ -674,7 +677,7 @@ pub struct Reload;
 
 /// The daemon's root actor. See the module docs.
 pub struct DaemonActor {
-    config: Config,
+    config: Arc<Config>,
     root: Option<ActorRef<Supervisor>>,
     shutdown: Arc<DaemonShutdown>,
     signals: SignalConfig,
