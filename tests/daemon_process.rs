@@ -291,7 +291,7 @@ fn sighup_three_times_keeps_the_daemon_running() {
 }
 
 #[test]
-fn signals_arriving_together_reach_a_daemon_with_four_workers_in_order() {
+fn back_to_back_sighup_and_sigterm_reach_a_daemon_with_four_workers() {
     // Four workers: the listener's and three others that watch the same
     // wake-up descriptor. SIGHUP and SIGTERM are sent back to back, so the
     // listener usually reads both in one go: the reload must not stop the
