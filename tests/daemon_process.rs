@@ -294,8 +294,9 @@ fn sighup_three_times_keeps_the_daemon_running() {
 fn back_to_back_sighup_and_sigterm_reach_a_daemon_with_four_workers() {
     // Four workers: the listener's and three others that watch the same
     // wake-up descriptor. SIGHUP and SIGTERM are sent back to back, so the
-    // listener usually reads both in one go: the reload must not stop the
-    // daemon, the SIGTERM must.
+    // listener may read both in one go: the reload must not stop the
+    // daemon, the SIGTERM must. A worker that consumed the wake-up for the
+    // others (an earlier bug) left this daemon running.
     let mut daemon = Daemon::start(
         &["--subsystems", "8"],
         &[("DAEMON_PERFORMANCE_WORKER_THREADS", "4")],
