@@ -315,7 +315,7 @@ pub(crate) fn listen(
         .map_err(|err| Error::io(format!("register a handler for {signal}"), None, err))?;
         registration.0.push(id);
     }
-    let numbers = std::os::fd::OwnedFd::from(reader);
+    let numbers = reader;
     let control_wake = SharedFd(wake.clone());
     let task = async move {
         let _registration = registration;
@@ -403,31 +403,24 @@ async fn on_each_wake(
 /// chunk to `on_bytes`. An end of file (the writers gone) is an error: the
 /// handlers own the writer, so it means they are gone.
 fn drain_pipe(
-    reader: &std::os::fd::OwnedFd,
+    reader: &std::io::PipeReader,
     mut on_bytes: impl FnMut(&[u8]),
 ) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut reader = reader;
     let mut buffer = [0u8; 64];
     loop {
-        // SAFETY: read(2) into a local buffer of the length given, on a
-        // descriptor `reader` keeps open.
-        let count =
-            unsafe { libc::read(reader.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
-        match count {
-            0 => {
+        match reader.read(&mut buffer) {
+            Ok(0) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the signal pipe's writers are gone",
                 ));
             }
-            count if count > 0 => on_bytes(&buffer[..count.unsigned_abs()]),
-            _ => {
-                let err = std::io::Error::last_os_error();
-                match err.kind() {
-                    std::io::ErrorKind::WouldBlock => return Ok(()),
-                    std::io::ErrorKind::Interrupted => {}
-                    _ => return Err(err),
-                }
-            }
+            Ok(count) => on_bytes(&buffer[..count]),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
         }
     }
 }
