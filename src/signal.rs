@@ -503,18 +503,7 @@ fn new_eventfd() -> std::io::Result<std::os::fd::OwnedFd> {
 /// (and wakes its waiters) while one of them is pending.
 fn new_signalfd(signals: &[Signal]) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    // SAFETY: `sigset_t` is plain data, for which all zeroes is a valid
-    // value; sigemptyset then initialises it as POSIX requires.
-    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: sigemptyset and sigaddset write only to `mask`, which lives
-    // for the calls; they fail only for an invalid signal number, and
-    // `Signal::number` returns valid ones.
-    unsafe {
-        libc::sigemptyset(&raw mut mask);
-        for signal in signals {
-            libc::sigaddset(&raw mut mask, signal.number());
-        }
-    }
+    let mask = signal_set(signals.iter().map(|signal| signal.number()));
     // SAFETY: signalfd(2) with -1 creates a new descriptor; it reads `mask`,
     // which lives for the call, and returns the descriptor or -1.
     let fd = unsafe { libc::signalfd(-1, &raw const mask, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
@@ -523,6 +512,23 @@ fn new_signalfd(signals: &[Signal]) -> std::io::Result<std::os::fd::OwnedFd> {
     }
     // SAFETY: `fd` was just returned by signalfd(2) and nothing else owns it.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The set of the signals `numbers`, which must be valid signal numbers.
+fn signal_set(numbers: impl IntoIterator<Item = i32>) -> libc::sigset_t {
+    // SAFETY: `sigset_t` is plain data, for which all zeroes is a valid
+    // value; sigemptyset then initialises it as POSIX requires.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigemptyset and sigaddset write only to `set`, which lives
+    // for the calls; sigaddset fails only for an invalid signal number,
+    // which leaves the set unchanged.
+    unsafe {
+        libc::sigemptyset(&raw mut set);
+        for number in numbers {
+            libc::sigaddset(&raw mut set, number);
+        }
+    }
+    set
 }
 
 /// The registered handlers, unregistered when dropped.
@@ -562,34 +568,26 @@ mod tests {
     /// pending on it, where its signalfds see them, and no handler or
     /// default action runs.
     fn block_in_this_thread(numbers: &[i32]) -> libc::sigset_t {
-        // SAFETY: plain data, initialised by sigemptyset; pthread_sigmask
-        // reads `block` and writes `previous`, both live for the calls.
-        unsafe {
-            let mut block: libc::sigset_t = std::mem::zeroed();
-            let mut previous: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&raw mut block);
-            for &number in numbers {
-                libc::sigaddset(&raw mut block, number);
-            }
-            assert_eq!(
-                libc::pthread_sigmask(libc::SIG_BLOCK, &raw const block, &raw mut previous),
-                0
-            );
-            previous
-        }
+        let block = signal_set(numbers.iter().copied());
+        let mut previous = signal_set([]);
+        // SAFETY: pthread_sigmask reads `block` and writes `previous`, both
+        // live for the call.
+        let status =
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &raw const block, &raw mut previous) };
+        assert_eq!(status, 0);
+        previous
     }
 
     /// Takes `number` off this thread's pending signals, if it is there.
     fn take_pending(number: i32) -> bool {
-        // SAFETY: as above; sigtimedwait with a zero timeout does not block.
+        let set = signal_set([number]);
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: sigtimedwait reads `set` and `zero`, which live for the
+        // call, and with a zero timeout does not block.
         unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&raw mut set);
-            libc::sigaddset(&raw mut set, number);
-            let zero = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
             libc::sigtimedwait(&raw const set, std::ptr::null_mut(), &raw const zero) == number
         }
     }
