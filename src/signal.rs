@@ -647,18 +647,27 @@ mod tests {
                 }
                 numbers
             });
+            // Both taken before the mask is restored, whatever happened
+            // above, so that neither can end the test process.
             let usr1_was_pending = take_pending(libc::SIGUSR1);
+            let usr2_was_left = take_pending(libc::SIGUSR2);
             // SAFETY: restores the mask saved above; reads `previous` only.
             unsafe {
                 libc::pthread_sigmask(libc::SIG_SETMASK, &raw const previous, std::ptr::null_mut());
             }
-            (read_back, usr1_was_pending, wakes.load(Ordering::SeqCst))
+            (
+                read_back,
+                usr1_was_pending,
+                usr2_was_left,
+                wakes.load(Ordering::SeqCst),
+            )
         })
         .join()
         .expect("the test thread");
-        let (read_back, usr1_was_pending, wakes) = outcome;
+        let (read_back, usr1_was_pending, usr2_was_left, wakes) = outcome;
         assert_eq!(read_back, vec![libc::SIGUSR2 as u32]);
         assert!(usr1_was_pending, "SIGUSR1 was left to its own delivery");
+        assert!(!usr2_was_left, "reading the signalfd took SIGUSR2");
         assert_eq!(wakes, 2, "registered once, woken once by SIGUSR2");
     }
 }
