@@ -487,30 +487,41 @@ impl AsRawFd for SharedFd {
 
 /// A non-blocking, close-on-exec eventfd.
 fn new_eventfd() -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: eventfd(2) takes no pointers; it returns a new descriptor or
-    // -1.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by eventfd(2) and nothing else owns it.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    // SAFETY: eventfd(2) takes no pointers; it returns a new descriptor,
+    // which nothing else owns, or -1.
+    unsafe { own_new_fd(libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)) }
 }
 
 /// A non-blocking, close-on-exec signalfd for `signals`. It does not block
 /// them: they still go to their handlers, and the descriptor only reports
 /// (and wakes its waiters) while one of them is pending.
 fn new_signalfd(signals: &[Signal]) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
     let mask = signal_set(signals.iter().map(|signal| signal.number()));
-    // SAFETY: signalfd(2) with -1 creates a new descriptor; it reads `mask`,
-    // which lives for the call, and returns the descriptor or -1.
-    let fd = unsafe { libc::signalfd(-1, &raw const mask, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    // SAFETY: signalfd(2) with -1 creates a new descriptor, which nothing
+    // else owns, or returns -1; it reads `mask`, which lives for the call.
+    unsafe {
+        own_new_fd(libc::signalfd(
+            -1,
+            &raw const mask,
+            libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+        ))
+    }
+}
+
+/// Takes ownership of `fd`, the result of a call that creates a
+/// descriptor, or turns its -1 into the call's error (from `errno`).
+///
+/// # Safety
+///
+/// `fd` is -1, or a descriptor that the call just created and that nothing
+/// else owns or will close.
+unsafe fn own_new_fd(fd: libc::c_int) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: `fd` was just returned by signalfd(2) and nothing else owns it.
+    // SAFETY: the caller guarantees `fd` is a new descriptor nothing else
+    // owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
