@@ -23,7 +23,9 @@
 //! Memory per actor is measured by `benches/actor_memory.rs`, one fresh
 //! process per framework.
 
+use std::cell::Cell;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -32,7 +34,7 @@ use proc_daemon::actors::prelude::*;
 use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
 
 mod peers;
-use peers::{AIdle, Idle, KIdle};
+use peers::{Idle, KIdle};
 
 /// The message every framework's counter handles.
 struct Add(u64);
@@ -192,8 +194,12 @@ fn tell(c: &mut Criterion) {
                         None => actix::Actor::start(ACounter(0)),
                     };
                     let start = Instant::now();
+                    // `do_send` is actix's fire-and-forget: it queues the
+                    // message without waiting for the actor, as `tell`
+                    // does. The one `send` at the end waits for the reply,
+                    // as the other rows' closing `ask` does.
                     for _ in 0..iters {
-                        counter.send(AAdd(1)).await.expect("alive");
+                        counter.do_send(AAdd(1));
                     }
                     let total = counter.send(AAdd(0)).await.expect("alive");
                     assert_eq!(total, iters);
@@ -275,12 +281,59 @@ fn ask(c: &mut Criterion) {
 /// Actors per `spawn_stop` iteration.
 const BATCH: u64 = 1000;
 
+/// An idle actix actor that counts itself among the living from its
+/// creation to its `stopped` hook, so that `spawn_stop` can wait for every
+/// stop.
+struct ACounted(Rc<Cell<u64>>);
+impl ACounted {
+    fn new(alive: &Rc<Cell<u64>>) -> Self {
+        alive.set(alive.get() + 1);
+        ACounted(alive.clone())
+    }
+}
+impl actix::Actor for ACounted {
+    type Context = actix::Context<Self>;
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 fn spawn_stop(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn_stop");
     group.throughput(Throughput::Elements(BATCH));
     group.sample_size(20);
 
     let executor = executor();
+    group.bench_function("proc-daemon", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let spawner = executor.clone();
+                total += executor
+                    .spawn_on(0, async move {
+                        let start = Instant::now();
+                        let mut actors = Vec::with_capacity(BATCH as usize);
+                        for _ in 0..BATCH {
+                            actors.push(
+                                spawn_on(&spawner, 0, Idle, SpawnOptions::default())
+                                    .expect("worker"),
+                            );
+                        }
+                        for actor in &actors {
+                            actor.stop();
+                        }
+                        for actor in &actors {
+                            actor.wait_for_stop().await;
+                        }
+                        start.elapsed()
+                    })
+                    .expect("worker")
+                    .join()
+                    .expect("spawner");
+            }
+            total
+        });
+    });
     group.bench_function("proc-daemon-supervised", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -334,12 +387,18 @@ fn spawn_stop(c: &mut Criterion) {
             actix::System::new().block_on(async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
+                    let alive = Rc::new(Cell::new(0u64));
                     let start = Instant::now();
-                    let addresses: Vec<_> =
-                        (0..BATCH).map(|_| actix::Actor::start(AIdle)).collect();
-                    // An actix actor stops once its last address is gone.
+                    let addresses: Vec<_> = (0..BATCH)
+                        .map(|_| actix::Actor::start(ACounted::new(&alive)))
+                        .collect();
+                    // An actix actor stops once its last address is gone;
+                    // wait until every one has run its `stopped` hook, as
+                    // the other rows wait for their actors to end.
                     drop(addresses);
-                    tokio::task::yield_now().await;
+                    while alive.get() > 0 {
+                        tokio::task::yield_now().await;
+                    }
                     total += start.elapsed();
                 }
                 total

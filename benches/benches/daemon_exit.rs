@@ -9,7 +9,11 @@
 //! cargo bench -p proc-daemon-benches --bench daemon_exit
 //! cargo bench -p proc-daemon-benches --bench daemon_exit -- --rounds 50 --idle-seconds 10
 //! cargo bench -p proc-daemon-benches --bench daemon_exit -- --subsystems 0 --idle-seconds 0
+//! cargo bench -p proc-daemon-benches --bench daemon_exit -- --json target/daemon_exit.json
 //! ```
+//!
+//! `--json FILE` also writes the results as JSON, which
+//! `cargo xtask perf-report` reads.
 //!
 //! `--idle-seconds 0` skips the idle measurement. `--subsystems N`
 //! (default 10) changes the number of idle subsystems (or
@@ -42,7 +46,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use proc_daemon_benches::{paired_difference, percentile};
+use proc_daemon_benches::{paired_difference, percentile, write_json_results};
 
 const ROLE: &str = "DAEMON_EXIT_ROLE";
 /// How many subsystems the children start; the parent passes its
@@ -365,6 +369,7 @@ fn drive() {
     // Paired by round, before the samples are sorted below.
     let paired = paired_difference(&samples[0], &samples[1]);
     let mut medians = Vec::new();
+    let mut exit_results = serde_json::Map::new();
     for (index, role) in roles.iter().enumerate() {
         let sorted = &mut samples[index];
         sorted.sort();
@@ -380,7 +385,29 @@ fn drive() {
             cpu_median.as_secs_f64() * 1e3,
             endings[index]
         );
+        exit_results.insert(
+            (*role).to_owned(),
+            serde_json::json!({
+                "median_us": micros(median),
+                "p10_us": micros(percentile(sorted, 0.1)),
+                "p90_us": micros(percentile(sorted, 0.9)),
+                "cpu_median_us": micros(cpu_median),
+                "ended_by": endings[index].iter().collect::<Vec<_>>(),
+            }),
+        );
     }
+    let mut results = serde_json::json!({
+        "rounds": rounds,
+        "subsystems": subsystems,
+        "exit": exit_results,
+        "paired_proc_daemon_minus_upstream_us": {
+            "median": paired.median_us,
+            "low": paired.low_us,
+            "high": paired.high_us,
+        },
+        "idle_seconds": idle_seconds,
+        "health_interval_ms": HEALTH_INTERVAL_MS,
+    });
     println!(
         "  ratios: proc-daemon / upstream = {:.2}, proc-daemon / bare-tokio floor = {:.2}",
         medians[0].as_secs_f64() / medians[1].as_secs_f64(),
@@ -392,8 +419,10 @@ fn drive() {
     );
 
     if idle_seconds == 0 {
+        write_json_results(&results);
         return;
     }
+    let mut idle_results = serde_json::Map::new();
     println!(
         "\nidle for {idle_seconds} s after 1 s of settling ({subsystems} subsystems; health checks every {HEALTH_INTERVAL_MS} ms when on)"
     );
@@ -415,6 +444,21 @@ fn drive() {
             vol1.saturating_sub(vol0),
             invol1.saturating_sub(invol0)
         );
+        idle_results.insert(
+            role.to_owned(),
+            serde_json::json!({
+                "threads": threads,
+                "cpu_us": cpu1.saturating_sub(cpu0) as f64 / 1e3,
+                "voluntary_switches": vol1.saturating_sub(vol0),
+                "involuntary_switches": invol1.saturating_sub(invol0),
+            }),
+        );
         drop(running);
     }
+    results["idle"] = serde_json::Value::Object(idle_results);
+    write_json_results(&results);
+}
+
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
 }

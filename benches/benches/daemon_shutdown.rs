@@ -18,12 +18,15 @@
 //! cargo bench -p proc-daemon-benches --bench daemon_shutdown
 //! cargo bench -p proc-daemon-benches --bench daemon_shutdown -- --rounds 100 --subsystems 40 --settle-ms 0
 //! ```
+//!
+//! `--json FILE` also writes the medians as JSON, which
+//! `cargo xtask perf-report` reads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_daemon_benches::percentile;
+use proc_daemon_benches::{percentile, write_json_results};
 
 /// What a run measures, from the command line.
 #[derive(Clone, Copy)]
@@ -166,4 +169,11 @@ fn main() {
         "  ratio: proc-daemon / tokio floor = {:.2}",
         medians[0].as_secs_f64() / medians[1].as_secs_f64()
     );
+    write_json_results(&serde_json::json!({
+        "rounds": setup.rounds,
+        "subsystems": setup.subsystems,
+        "settle_ms": setup.settle.as_millis() as u64,
+        "proc_daemon_median_us": medians[0].as_secs_f64() * 1e6,
+        "tokio_by_hand_median_us": medians[1].as_secs_f64() * 1e6,
+    }));
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p proc-daemon-benches --bench message_pool
+//! cargo bench -p proc-daemon-benches --bench message_pool -- --rounds 3 --json out.json
 //! ```
 //!
 //! The pool is fixed for the life of a process at its first message, so
@@ -18,6 +19,7 @@ use proc_daemon::actors::executor::Executor;
 use proc_daemon::actors::pool;
 use proc_daemon::actors::prelude::*;
 use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
+use proc_daemon_benches::{arg_or, write_json_results};
 
 const SELECTOR: &str = "MESSAGE_POOL_BYTES";
 const TELLS: u64 = 2_000_000;
@@ -89,7 +91,9 @@ fn main() {
     let mut tells = vec![Vec::new(); sizes.len()];
     let mut asks = vec![Vec::new(); sizes.len()];
     let mut last = vec![String::new(); sizes.len()];
-    for _ in 0..ROUNDS {
+    let rounds: usize = arg_or("--rounds", ROUNDS);
+    assert!(rounds > 0, "--rounds must be at least 1");
+    for _ in 0..rounds {
         for (index, bytes) in sizes.iter().enumerate() {
             let output = Command::new(std::env::current_exe().expect("own path"))
                 .env(SELECTOR, bytes.to_string())
@@ -103,7 +107,7 @@ fn main() {
             last[index] = text;
         }
     }
-    println!("message pool, one worker, {ROUNDS} rounds of fresh processes (medians)");
+    println!("message pool, one worker, {rounds} rounds of fresh processes (medians)");
     let mut medians = Vec::new();
     for (index, bytes) in sizes.iter().enumerate() {
         let tell = median(&mut tells[index]);
@@ -120,4 +124,18 @@ fn main() {
         medians[0].0 / medians[1].0,
         medians[0].1 / medians[1].1
     );
+    let pool_fields: Vec<&str> = last[1].split_whitespace().collect();
+    write_json_results(&serde_json::json!({
+        "rounds": rounds,
+        "tells": TELLS,
+        "asks": ASKS,
+        "off": { "tell_ns": medians[0].0, "ask_ns": medians[0].1 },
+        "on": {
+            "pool_bytes": sizes[1],
+            "tell_ns": medians[1].0,
+            "ask_ns": medians[1].1,
+            "hits": pool_fields[3].parse::<u64>().expect("hits"),
+            "misses": pool_fields[4].parse::<u64>().expect("misses"),
+        },
+    }));
 }

@@ -4,7 +4,50 @@
 //! `cargo bench -p proc-daemon-benches`; docs/PERFORMANCE.md lists each one
 //! with its results and the command that reproduces it.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The value after `--name` on this process's command line, if any.
+///
+/// The bench binaries that are not criterion benches (`daemon_exit`,
+/// `actor_memory` and the others) take their options this way;
+/// `cargo bench` adds its own `--bench`, which they ignore.
+pub fn arg_value(name: &str) -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == name {
+            return args.next();
+        }
+    }
+    None
+}
+
+/// The value after `--name`, parsed, or `default` when the option is
+/// absent. A value that does not parse stops the bench with a message
+/// naming the option, rather than running with a silent default.
+pub fn arg_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match arg_value(name) {
+        None => default,
+        Some(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} {text:?}: not a valid value")),
+    }
+}
+
+/// Writes a bench binary's results as JSON to the path given with
+/// `--json`, if one was given. `cargo xtask perf-report` reads these files
+/// (never the printed text) to generate docs/PERFORMANCE.md's tables.
+pub fn write_json_results(results: &serde_json::Value) {
+    let Some(path) = arg_value("--json").map(PathBuf::from) else {
+        return;
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .unwrap_or_else(|err| panic!("creating {}: {err}", parent.display()));
+    }
+    let text = serde_json::to_string_pretty(results).expect("JSON values always serialise");
+    std::fs::write(&path, text).unwrap_or_else(|err| panic!("writing {}: {err}", path.display()));
+}
 
 /// The `p` quantile (0.0 to 1.0, nearest rank) of `sorted`, which must be
 /// sorted and not empty: the benches that time whole processes or whole

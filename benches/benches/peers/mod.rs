@@ -9,9 +9,3 @@ impl Actor for Idle {}
 /// A kameo actor that does nothing.
 #[derive(kameo::Actor)]
 pub struct KIdle;
-
-/// An actix actor that does nothing.
-pub struct AIdle;
-impl actix::Actor for AIdle {
-    type Context = actix::Context<Self>;
-}
