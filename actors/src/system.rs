@@ -102,7 +102,9 @@ impl SystemInbox {
             return Poll::Ready(msg);
         }
         if !self.signal.park(cx.waker()) {
-            // A sender is finishing the previous wake-up: be polled again.
+            // A sender is finishing the previous wake-up: be polled again,
+            // after letting it run if it was preempted on this CPU.
+            crate::loom::yield_to_notifier();
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

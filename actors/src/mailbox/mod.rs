@@ -284,8 +284,9 @@ fn poll_pop_lock_free<T>(
     }
     if !signal.park(cx.waker()) {
         // A sender is finishing the wake-up of our previous park. Be polled
-        // again rather than wait for it here.
-        crate::loom::yield_for_loom();
+        // again rather than wait for it here, after letting it run if it
+        // was preempted on this CPU.
+        crate::loom::yield_to_notifier();
         cx.waker().wake_by_ref();
         return Poll::Pending;
     }
