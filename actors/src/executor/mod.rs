@@ -71,6 +71,7 @@
 //! `PerformanceConfig::executor_builder` does the mapping.
 
 mod blocking;
+mod spin;
 mod task;
 pub mod topology;
 mod watch;
@@ -174,15 +175,22 @@ impl ExecutorBuilder {
         self
     }
 
-    /// How long a worker that has run out of tasks keeps watching for a
+    /// The longest a worker that has run out of tasks keeps watching for a
     /// task woken from another thread before it parks (default
     /// [`DEFAULT_IDLE_SPIN`]). Parking and being woken costs tens of
     /// microseconds on a virtual machine, far more than a message between
     /// two workers, so a short watch turns most cross-worker wake-ups into
-    /// a few hundred nanoseconds. The cost is up to this much CPU each time
-    /// a worker goes idle, and up to this much extra latency for a timer or
-    /// socket event that arrives during the watch. `Duration::ZERO` parks at
-    /// once. An idle worker never wakes up periodically either way.
+    /// a few hundred nanoseconds.
+    ///
+    /// The watch adapts: after three watches in a row that found no work,
+    /// a worker parks at once, except for one full watch every 16 idle
+    /// periods, and the first watch that finds work restores it. So a
+    /// worker whose messages come in quick succession keeps the watch,
+    /// and one whose messages are far apart stops paying up to this much
+    /// CPU each time it goes idle (docs/executor.md, "The idle watch").
+    /// A watch also delays by up to this much a timer or socket event that
+    /// arrives during it. `Duration::ZERO` parks at once, always. An idle
+    /// worker never wakes up periodically either way.
     pub fn idle_spin(mut self, spin: Duration) -> Self {
         self.idle_spin = spin;
         self

@@ -23,7 +23,9 @@
 //! The runtime's `block_on` future (`serve`) runs the queues when tokio
 //! polls it, and the runtime's park hook runs them too: when the worker is
 //! about to sleep it first watches the remote queue for
-//! [`idle_spin`](super::ExecutorBuilder::idle_spin), running what arrives.
+//! [`idle_spin`](super::ExecutorBuilder::idle_spin) at most, running what
+//! arrives; the watch shortens to nothing while it keeps finding no work
+//! (spin.rs).
 //! Only then does it register with the remote queue, so that a producer
 //! wakes the runtime (the one place an eventfd write remains: waking a
 //! worker that is really asleep). tokio stays in charge of what it is good
@@ -50,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::spin::AdaptiveSpin;
 use super::task::{NOT_REGISTERED, Runnable};
 use super::topology::Cpu;
 use super::watch::{DrainReport, ShutdownWatch};
@@ -297,7 +300,8 @@ struct WorkerLocal {
     /// Set once the main future has been woken, until it is polled.
     main_woken: Cell<bool>,
     stopping: Cell<bool>,
-    idle_spin: Duration,
+    /// How long to watch for work before parking (spin.rs).
+    idle_watch: AdaptiveSpin,
     /// Time spent in the park hook because of [`WorkerShared::hurry`].
     hurried: Cell<Duration>,
 }
@@ -352,22 +356,30 @@ impl WorkerLocal {
         false
     }
 
-    /// The park hook: run what is there, watch for remote work for
-    /// `idle_spin`, then register with the remote queue and let tokio park.
+    /// The park hook: run what is there, watch for remote work for as long
+    /// as the adaptive watch says (at most `idle_spin`; spin.rs), then
+    /// register with the remote queue and let tokio park.
     fn before_park(&self) {
         let entered = Instant::now();
         let mut last_work = entered;
         let hurrying =
             self.shared.hurry.load(Ordering::Relaxed) && self.hurried.get() < HURRY_BUDGET;
         let spin = if hurrying {
-            self.idle_spin.max(HURRY_SPIN)
+            self.idle_watch.max().max(HURRY_SPIN)
         } else {
-            self.idle_spin
+            self.idle_watch.next_watch()
         };
+        // Set once the queues have been found empty: work after that
+        // arrived during the watch.
+        let mut watching = false;
         loop {
             let ran = self.run_tasks(BATCH);
             let now = Instant::now();
             if ran > 0 {
+                if watching && !hurrying {
+                    self.idle_watch.hit();
+                }
+                watching = false;
                 last_work = now;
                 if now.duration_since(entered) >= MAX_TURN_IN_PARK_HOOK {
                     // Still busy: let tokio poll its timers and sockets
@@ -378,11 +390,16 @@ impl WorkerLocal {
                 continue;
             }
             let idle_for = now.duration_since(last_work);
-            if idle_for >= spin
-                || (self.shared.stop_sent.load(Ordering::Acquire) && !self.stopping.get())
-            {
+            if idle_for >= spin {
+                if !spin.is_zero() && !hurrying {
+                    self.idle_watch.miss();
+                }
                 break;
             }
+            if self.shared.stop_sent.load(Ordering::Acquire) && !self.stopping.get() {
+                break;
+            }
+            watching = true;
             if idle_for < PURE_SPIN {
                 for _ in 0..32 {
                     std::hint::spin_loop();
@@ -600,7 +617,7 @@ pub(crate) fn run(start: WorkerStart) {
         running: Cell::new(false),
         main_woken: Cell::new(false),
         stopping: Cell::new(false),
-        idle_spin,
+        idle_watch: AdaptiveSpin::new(idle_spin),
         hurried: Cell::new(Duration::ZERO),
     });
     LOCAL.with(|slot| *slot.borrow_mut() = Some(local.clone()));
