@@ -30,7 +30,7 @@
 //! The previous kill stage was a thread per process that slept on a
 //! `timerfd`. It never woke on a clean exit, but the process's exit had to
 //! wake it to end it: on a 2-vCPU VM, a process without that thread exits
-//! about 20 µs sooner (docs/PERFORMANCE.md, "Daemon"). Its way out also took
+//! about 20 µs sooner (docs/performance-history.md, "Daemon"). Its way out also took
 //! locks: `tracing` to log, `process::exit` to run exit handlers, either
 //! of which a stuck thread may hold. A timer and a signal need neither a
 //! thread nor a lock, and the kernel's own SIGKILL stands behind them.

@@ -257,7 +257,7 @@ impl SignalConfig {
 /// again. By the time the root actor cancels the subsystems, some of which
 /// run on those workers, they are awake. Waking a sleeping thread costs
 /// on the order of 100 µs on a small VM, and this takes that wait off the
-/// way out (docs/PERFORMANCE.md, "Daemon").
+/// way out (docs/performance-history.md, "Daemon").
 ///
 /// Why one write: the first thread a write wakes often lands on the CPU
 /// of the thread running the handler, and preempts it as the `write`
@@ -276,7 +276,7 @@ impl SignalConfig {
 /// eventfd write then reaches it at once. SIGTERM to exit, 10 subsystems,
 /// builds with and without it alternating: about 30 µs shorter, which
 /// took the exit from 4–9% slower than proc-daemon 1.1.3 to level with it
-/// (docs/PERFORMANCE.md, "Daemon").
+/// (docs/performance-history.md, "Daemon").
 ///
 /// Nobody reads the signalfd, so it takes no signal away from the handlers
 /// (ours, or another library's for the same signal); it is readable only

@@ -25,7 +25,7 @@
 //! [`EventBus::new`]: `ArrayQueue::new` writes every slot, so a daemon's
 //! 1024-event ring made 57 KB resident in every process, polled or not,
 //! and the process's exit had to free it (about 0.4 µs per page on a small
-//! VM, docs/PERFORMANCE.md, "Daemon").
+//! VM, docs/performance-history.md, "Daemon").
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

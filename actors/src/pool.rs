@@ -62,7 +62,7 @@
 //! not have to tear down pages nothing touched. The first version
 //! allocated every block on its own, which wrote the allocator's header of
 //! each: 1 MiB of pool made 2.3 MiB resident, and unmapping it added about
-//! 0.15 ms to the daemon's exit (docs/PERFORMANCE.md, "Daemon").
+//! 0.15 ms to the daemon's exit (docs/performance-history.md, "Daemon").
 //!
 //! The second version kept every free block in one `ArrayQueue` as large
 //! as the slab. That queue is written in full when it is made (a stamp and

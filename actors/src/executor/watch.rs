@@ -13,7 +13,7 @@
 //! Something has to notice that deadline. `wait_shutdown` blocks its
 //! caller with a timeout, but the async wait has no thread to block, and a
 //! thread kept for the purpose costs every process a thread that its exit
-//! must wake to end (docs/PERFORMANCE.md, "Daemon"). So the worker that
+//! must wake to end (docs/performance-history.md, "Daemon"). So the worker that
 //! began the shutdown watches: if its own tasks end only at the shutdown
 //! deadline or later (the deadline aborted them, or they ran that long)
 //! and another worker is still running, it waits on its runtime's timer

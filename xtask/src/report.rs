@@ -1,0 +1,934 @@
+//! Which benches make which section of docs/PERFORMANCE.md, how long they
+//! run, and the tables they become.
+//!
+//! Every row says what each side does (the runtime's shape, the message,
+//! whether a reply is awaited); a cell where a peer cannot do the same
+//! thing says so in words instead of showing a number.
+
+use std::path::Path;
+
+use crate::Mode;
+use crate::results::{Results, number};
+use crate::stamp::Stamp;
+
+/// The generated sections, in the order they are run and rendered.
+pub const SECTIONS: [&str; 11] = [
+    "config_load",
+    "mailbox",
+    "executor",
+    "actors",
+    "actor_memory",
+    "daemon_exit",
+    "idle",
+    "daemon_shutdown",
+    "message_pool",
+    "idle_spin",
+    "targets",
+];
+
+/// A target counts as met within this fraction of it (DESIGN.md: the
+/// noise band).
+const NOISE_BAND: f64 = 0.05;
+
+/// One bench of `benches/` and how it is run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bench {
+    /// The `--bench` name.
+    pub name: &'static str,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// A criterion bench; its results are read from `CRITERION_HOME`.
+    Criterion,
+    /// A bench binary run once per entry: the JSON name it writes, and its
+    /// arguments for a quick and a full run.
+    Binary(Vec<BinaryRun>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct BinaryRun {
+    json: &'static str,
+    quick: Vec<&'static str>,
+    full: Vec<&'static str>,
+}
+
+fn run(json: &'static str, quick: &[&'static str], full: &[&'static str]) -> BinaryRun {
+    BinaryRun {
+        json,
+        quick: quick.to_vec(),
+        full: full.to_vec(),
+    }
+}
+
+/// The benches `sections` need, each once.
+pub fn benches_for(sections: &[&str]) -> Vec<Bench> {
+    let mut benches: Vec<Bench> = Vec::new();
+    for section in sections {
+        for bench in benches_of(section) {
+            if !benches.iter().any(|b| b.name == bench.name) {
+                benches.push(bench);
+            }
+        }
+    }
+    benches
+}
+
+fn criterion(name: &'static str) -> Bench {
+    Bench {
+        name,
+        kind: Kind::Criterion,
+    }
+}
+
+fn benches_of(section: &str) -> Vec<Bench> {
+    let actor_memory = Bench {
+        name: "actor_memory",
+        kind: Kind::Binary(vec![run(
+            "actor_memory",
+            &["--repeat", "1"],
+            &["--repeat", "3"],
+        )]),
+    };
+    let daemon_exit = Bench {
+        name: "daemon_exit",
+        kind: Kind::Binary(vec![run(
+            "daemon_exit",
+            &["--rounds", "10", "--idle-seconds", "2"],
+            &["--rounds", "150", "--idle-seconds", "10"],
+        )]),
+    };
+    match section {
+        "config_load" | "mailbox" | "executor" | "actors" => vec![criterion(match section {
+            "config_load" => "config_load",
+            "mailbox" => "mailbox",
+            "executor" => "executor",
+            _ => "actors",
+        })],
+        "actor_memory" => vec![actor_memory],
+        "daemon_exit" | "idle" => vec![daemon_exit],
+        "daemon_shutdown" => vec![Bench {
+            name: "daemon_shutdown",
+            kind: Kind::Binary(
+                SHUTDOWN_RUNS
+                    .iter()
+                    .map(|(json, settle, subsystems)| {
+                        run(
+                            json,
+                            &[
+                                "--rounds",
+                                "10",
+                                "--settle-ms",
+                                settle,
+                                "--subsystems",
+                                subsystems,
+                            ],
+                            &[
+                                "--rounds",
+                                "100",
+                                "--settle-ms",
+                                settle,
+                                "--subsystems",
+                                subsystems,
+                            ],
+                        )
+                    })
+                    .collect(),
+            ),
+        }],
+        "message_pool" => vec![Bench {
+            name: "message_pool",
+            kind: Kind::Binary(vec![run(
+                "message_pool",
+                &["--rounds", "1"],
+                &["--rounds", "5"],
+            )]),
+        }],
+        "idle_spin" => vec![Bench {
+            name: "idle_spin",
+            kind: Kind::Binary(vec![run(
+                "idle_spin",
+                &["--seconds", "1"],
+                &["--seconds", "5"],
+            )]),
+        }],
+        "targets" => vec![criterion("actors"), actor_memory, daemon_exit],
+        other => unreachable!("unknown section {other}"),
+    }
+}
+
+/// `daemon_shutdown`'s runs: the JSON name, the idle before the shutdown
+/// (ms) and the number of subsystems.
+const SHUTDOWN_RUNS: [(&str, &str, &str); 4] = [
+    ("daemon_shutdown_idle_10", "50", "10"),
+    ("daemon_shutdown_warm_10", "0", "10"),
+    ("daemon_shutdown_idle_40", "50", "40"),
+    ("daemon_shutdown_warm_40", "0", "40"),
+];
+
+/// Runs benches for one report.
+#[derive(Debug)]
+pub struct Runner<'a> {
+    /// The workspace root.
+    pub root: &'a Path,
+    /// Quick or full.
+    pub mode: Mode,
+}
+
+impl Runner<'_> {
+    /// Runs `bench` and loads what it wrote into `results`.
+    pub fn run(&self, bench: &Bench, results: &mut Results) -> Result<(), String> {
+        let base = [
+            "bench",
+            "-p",
+            "proc-daemon-benches",
+            "--bench",
+            bench.name,
+            "--",
+        ];
+        match &bench.kind {
+            Kind::Criterion => {
+                let timing: &[&str] = match self.mode {
+                    Mode::Quick => &[
+                        "--warm-up-time",
+                        "0.2",
+                        "--measurement-time",
+                        "0.5",
+                        "--sample-size",
+                        "10",
+                    ],
+                    Mode::Full => &["--warm-up-time", "1", "--measurement-time", "3"],
+                };
+                let mut args = base.to_vec();
+                args.push("--noplot");
+                args.extend_from_slice(timing);
+                let home = results.criterion_home();
+                crate::cargo(self.root, &args, &[("CRITERION_HOME", &home)])?;
+                results.load_criterion()
+            }
+            Kind::Binary(runs) => {
+                for entry in runs {
+                    let path = results.json_path(entry.json);
+                    let path_text = path.to_str().ok_or("a results path that is not UTF-8")?;
+                    let mut args = base.to_vec();
+                    args.extend(match self.mode {
+                        Mode::Quick => entry.quick.iter().copied(),
+                        Mode::Full => entry.full.iter().copied(),
+                    });
+                    args.extend(["--json", path_text]);
+                    crate::cargo(self.root, &args, &[])?;
+                    results.load_json(entry.json)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+// ---- formatting -----------------------------------------------------------
+
+/// A time given in nanoseconds, with a unit that keeps 3 significant
+/// figures.
+fn time(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.1} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{:.2} ms", ns / 1e6)
+    }
+}
+
+fn micros(us: f64) -> String {
+    time(us * 1e3)
+}
+
+fn ratio(value: f64) -> String {
+    format!("{value:.2}×")
+}
+
+/// A table: a header row and rows of cells, as Markdown.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("| {} |\n", header.join(" | ")));
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for row in rows {
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out
+}
+
+/// The section's table, stamped.
+pub fn render(section: &str, results: &Results, stamp: &Stamp) -> Result<String, String> {
+    let body = match section {
+        "config_load" => config_load(results)?,
+        "mailbox" => mailbox(results)?,
+        "executor" => executor(results)?,
+        "actors" => actors(results)?,
+        "actor_memory" => actor_memory(results)?,
+        "daemon_exit" => daemon_exit(results)?,
+        "idle" => idle(results)?,
+        "daemon_shutdown" => daemon_shutdown(results)?,
+        "message_pool" => message_pool(results)?,
+        "idle_spin" => idle_spin(results)?,
+        "targets" => targets(results)?,
+        other => return Err(format!("unknown section {other}")),
+    };
+    Ok(format!("{body}\n{}\n", stamp.line()))
+}
+
+fn config_load(results: &Results) -> Result<String, String> {
+    let floor = results.ns("config_load/toml_read_and_parse_table")?;
+    let rows = [
+        (
+            "proc_daemon_load_from_file",
+            "`Config::builder().file(..).ignore_env().build()`: read, parse with spans, apply every key, derive, validate",
+        ),
+        (
+            "toml_read_and_parse_table",
+            "`read_to_string` + `toml::from_str::<Table>` (the floor for any TOML loader)",
+        ),
+        (
+            "toml_parse_table_only",
+            "`toml::from_str::<Table>` on text already in memory",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (id, what) in rows {
+        let ns = results.ns(&format!("config_load/{id}"))?;
+        out.push(vec![what.to_owned(), time(ns), ratio(ns / floor)]);
+    }
+    Ok(table(
+        &[
+            "what runs (`examples/daemon.toml`)",
+            "median",
+            "÷ read + parse",
+        ],
+        &out,
+    ))
+}
+
+fn mailbox(results: &Results) -> Result<String, String> {
+    let mut rows = Vec::new();
+    for flavour in ["blocking", "async"] {
+        for producers in ["1p1c", "2p1c"] {
+            for bound in ["bounded1024", "unbounded"] {
+                let id = |who: &str| format!("mailbox/{flavour}/{producers}/{bound}/{who}");
+                let ours = results.ns(&id("proc-daemon"))?;
+                let tokio = results.ns(&id("tokio-mpsc"))?;
+                let mutex = results.ns(&id("proc-daemon-mutex"))?;
+                let (crossbeam, spinning, vs_crossbeam) = if flavour == "blocking" {
+                    let crossbeam = results.ns(&id("crossbeam-channel"))?;
+                    let queue = if bound == "bounded1024" {
+                        "arrayqueue-spinning"
+                    } else {
+                        "segqueue-spinning"
+                    };
+                    (
+                        time(crossbeam),
+                        time(results.ns(&id(queue))?),
+                        format!("**{}**", ratio(crossbeam / ours)),
+                    )
+                } else {
+                    let none = "— (no async receive)".to_owned();
+                    (none.clone(), "— (cannot park a task)".to_owned(), none)
+                };
+                let shape = if flavour == "blocking" {
+                    "OS threads that park"
+                } else {
+                    "tasks on tokio multi-thread (2 workers)"
+                };
+                rows.push(vec![
+                    format!(
+                        "{flavour} {producers} {}: {shape}",
+                        if bound == "bounded1024" {
+                            "bounded(1024)"
+                        } else {
+                            "unbounded"
+                        }
+                    ),
+                    time(ours),
+                    crossbeam,
+                    time(tokio),
+                    spinning,
+                    time(mutex),
+                    vs_crossbeam,
+                    format!("**{}**", ratio(tokio / ours)),
+                ]);
+            }
+        }
+    }
+    Ok(table(
+        &[
+            "row (1M `u64` per iteration, time per message)",
+            "proc-daemon",
+            "crossbeam-channel",
+            "tokio mpsc",
+            "crossbeam-queue, spinning consumer",
+            "proc-daemon, `lock_free = false`",
+            "crossbeam ÷ ours",
+            "tokio ÷ ours",
+        ],
+        &rows,
+    ))
+}
+
+fn executor(results: &Results) -> Result<String, String> {
+    let rows = [
+        (
+            "spawn",
+            "spawn an empty task and await it, per task; ours round-robin over 2 workers, tokio on the spawner's queue",
+        ),
+        (
+            "ping_pong_same_worker",
+            "ping-pong over two bounded(1) mailboxes, both tasks on one worker (tokio: the second spawned from the first), per round trip",
+        ),
+        (
+            "ping_pong_cross_worker",
+            "the same, ours on workers 0 and 1; tokio moves a woken task to its waker's worker, so its two tasks mostly share a thread",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (group, what) in rows {
+        let ours = results.ns(&format!("{group}/proc-daemon"))?;
+        let tokio = results.ns(&format!("{group}/tokio-multi-thread"))?;
+        let pair = if group == "ping_pong_cross_worker" {
+            let pair = results.ns(&format!("{group}/tokio-current-thread-pair"))?;
+            format!("{} ({} ÷ ours)", time(pair), ratio(pair / ours))
+        } else {
+            "— (one thread each side is the row above)".to_owned()
+        };
+        out.push(vec![
+            what.to_owned(),
+            time(ours),
+            time(tokio),
+            format!("**{}**", ratio(tokio / ours)),
+            pair,
+        ]);
+    }
+    Ok(table(
+        &[
+            "row (2 workers each side, same channel: proc-daemon's mailbox)",
+            "proc-daemon",
+            "tokio multi-thread",
+            "tokio ÷ ours",
+            "two tokio current-thread runtimes, one task each",
+        ],
+        &out,
+    ))
+}
+
+/// One row of the actors table: the criterion group, what each side does,
+/// and, for each peer, the function id or why there is no number.
+struct ActorRow {
+    group: &'static str,
+    ours: &'static str,
+    what: &'static str,
+    kameo: Result<&'static str, &'static str>,
+    actix: Result<&'static str, &'static str>,
+}
+
+const ACTOR_ROWS: [ActorRow; 6] = [
+    ActorRow {
+        group: "tell_same_worker",
+        ours: "proc-daemon",
+        what: "`tell`, sender and actor on one thread, no reply awaited (one `ask` at the end), per message. Ours: worker 0 of 2 pinned workers, `tell(..).await` on a bounded(1024) mailbox. kameo: tokio current-thread, `tell(..).await`, bounded(64). actix: one `System`, `do_send` (unbounded, no back-pressure)",
+        kameo: Ok("kameo"),
+        actix: Ok("actix"),
+    },
+    ActorRow {
+        group: "tell_cross_worker",
+        ours: "proc-daemon",
+        what: "`tell` as above, sender and actor on two threads. Ours: workers 0 and 1. kameo: tokio multi-thread with 2 workers (tokio decides where the two tasks run, and may put them on one). actix: the actor in its own `Arbiter`, `do_send` from the `System` thread",
+        kameo: Ok("kameo"),
+        actix: Ok("actix"),
+    },
+    ActorRow {
+        group: "ask_same_worker",
+        ours: "proc-daemon",
+        what: "`ask` round trip on one thread, each reply awaited before the next message (actix: `send(..).await`)",
+        kameo: Ok("kameo"),
+        actix: Ok("actix"),
+    },
+    ActorRow {
+        group: "spawn_stop",
+        ours: "proc-daemon",
+        what: "spawn 1000 unsupervised actors on one thread, stop them all and wait until each has ended; per actor. kameo: `spawn`, `stop_gracefully`, `wait_for_shutdown`. actix: `start`, drop the addresses, wait for every `stopped` hook",
+        kameo: Ok("kameo"),
+        actix: Ok("actix"),
+    },
+    ActorRow {
+        group: "spawn_stop",
+        ours: "proc-daemon-supervised",
+        what: "spawn 1000 children under one supervisor (`child(..).spawn().await`, placed round-robin over 2 workers), then stop the supervisor and wait for it; per child",
+        kameo: Err("— (not in this bench)"),
+        actix: Err("— (no supervisor)"),
+    },
+    ActorRow {
+        group: "restart",
+        ours: "proc-daemon",
+        what: "restart: a `tell` makes a supervised child panic; time until an `ask` is answered by the next incarnation, one thread, no backoff. kameo: `supervise` with `Transient`, asking again while the actor is down",
+        kameo: Ok("kameo"),
+        actix: Err("— (no supervisor that restarts an actor in place)"),
+    },
+];
+
+fn actors(results: &Results) -> Result<String, String> {
+    let mut rows = Vec::new();
+    for row in &ACTOR_ROWS {
+        let ours = results.ns(&format!("{}/{}", row.group, row.ours))?;
+        let mut cells = vec![row.what.to_owned(), time(ours)];
+        let mut ratios = Vec::new();
+        for peer in [row.kameo, row.actix] {
+            match peer {
+                Ok(id) => {
+                    let theirs = results.ns(&format!("{}/{id}", row.group))?;
+                    cells.push(time(theirs));
+                    ratios.push(format!("**{}**", ratio(theirs / ours)));
+                }
+                Err(why) => {
+                    cells.push(why.to_owned());
+                    ratios.push("—".to_owned());
+                }
+            }
+        }
+        cells.extend(ratios);
+        rows.push(cells);
+    }
+    Ok(table(
+        &[
+            "row: what each side does",
+            "proc-daemon",
+            "kameo 0.22",
+            "actix 0.13",
+            "kameo ÷ ours",
+            "actix ÷ ours",
+        ],
+        &rows,
+    ))
+}
+
+fn actor_memory(results: &Results) -> Result<String, String> {
+    let memory = results.json("actor_memory")?;
+    let actors = number(memory, "/actors")?;
+    let repeat = number(memory, "/repeat")?;
+    let rows = [
+        (
+            "proc-daemon",
+            "an unsupervised actor (`spawn_on`, default options), 1 worker",
+        ),
+        (
+            "proc-daemon-supervised",
+            "a child of one supervisor, with the supervisor's record of it, 1 worker",
+        ),
+        ("kameo", "kameo 0.22 `spawn`, tokio current-thread"),
+        ("actix", "actix 0.13 `start`, one `System`"),
+    ];
+    let mut out = Vec::new();
+    for (framework, what) in rows {
+        let bytes = number(memory, &format!("/frameworks/{framework}/bytes_per_actor"))?;
+        let runs = memory
+            .pointer(&format!("/frameworks/{framework}/runs"))
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        out.push(vec![what.to_owned(), format!("{bytes:.0} B"), runs]);
+    }
+    Ok(format!(
+        "{}\n{actors:.0} idle actors per fresh process; the resident-set growth divided by the count; the median of {repeat:.0} processes per row.\n",
+        table(
+            &["actor", "resident memory per idle actor", "each process"],
+            &out
+        )
+    ))
+}
+
+fn daemon_exit(results: &Results) -> Result<String, String> {
+    let exit = results.json("daemon_exit")?;
+    let rows = [
+        (
+            "proc-daemon",
+            "proc-daemon (2 workers), 10 idle subsystems, exits 0",
+        ),
+        (
+            "upstream",
+            "proc-daemon 1.1.3 on tokio multi-thread, 10 idle tasks",
+        ),
+        (
+            "bare-tokio",
+            "the floor: a tokio process that SIGTERM's default action kills",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (role, what) in rows {
+        let at = |field: &str| number(exit, &format!("/exit/{role}/{field}"));
+        let ended = exit
+            .pointer(&format!("/exit/{role}/ended_by"))
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        out.push(vec![
+            what.to_owned(),
+            micros(at("median_us")?),
+            micros(at("p10_us")?),
+            micros(at("p90_us")?),
+            micros(at("cpu_median_us")?),
+            ended,
+        ]);
+    }
+    let ours = number(exit, "/exit/proc-daemon/median_us")?;
+    let upstream = number(exit, "/exit/upstream/median_us")?;
+    let floor = number(exit, "/exit/bare-tokio/median_us")?;
+    let rounds = number(exit, "/rounds")?;
+    let paired = |field: &str| {
+        number(
+            exit,
+            &format!("/paired_proc_daemon_minus_upstream_us/{field}"),
+        )
+    };
+    Ok(format!(
+        "{}\n{rounds:.0} rounds, roles interleaved. Ours ÷ 1.1.3: **{}**; ours ÷ the floor: **{}**. Paired by round, ours − 1.1.3: **{:+.1} µs** (95% bootstrap interval {:+.1} to {:+.1} µs).\n",
+        table(
+            &[
+                "role (SIGTERM → reaped)",
+                "median",
+                "p10",
+                "p90",
+                "CPU on the way out",
+                "ended by"
+            ],
+            &out
+        ),
+        ratio(ours / upstream),
+        ratio(ours / floor),
+        paired("median")?,
+        paired("low")?,
+        paired("high")?,
+    ))
+}
+
+fn idle(results: &Results) -> Result<String, String> {
+    let exit = results.json("daemon_exit")?;
+    let seconds = number(exit, "/idle_seconds")?;
+    let interval = number(exit, "/health_interval_ms")?;
+    let rows = [
+        ("bare-tokio", "bare tokio, awaiting nothing".to_owned()),
+        ("proc-daemon", "proc-daemon, health checks off".to_owned()),
+        (
+            "proc-daemon-health",
+            format!("proc-daemon, 10 health checks every {interval:.0} ms"),
+        ),
+        ("upstream", "proc-daemon 1.1.3".to_owned()),
+    ];
+    let mut out = Vec::new();
+    for (role, what) in rows {
+        let at = |field: &str| number(exit, &format!("/idle/{role}/{field}"));
+        out.push(vec![
+            what,
+            format!("{:.0}", at("threads")?),
+            micros(at("cpu_us")?),
+            format!("**{:.0}**", at("voluntary_switches")?),
+            format!("{:.0}", at("involuntary_switches")?),
+        ]);
+    }
+    Ok(format!(
+        "{}\nIdle for {seconds:.0} s after 1 s of settling, 10 subsystems; a voluntary switch is a thread going to sleep, so each counts a wake-up.\n",
+        table(
+            &[
+                "role",
+                "threads",
+                "CPU in the window",
+                "voluntary switches",
+                "involuntary"
+            ],
+            &out
+        )
+    ))
+}
+
+fn daemon_shutdown(results: &Results) -> Result<String, String> {
+    let mut out = Vec::new();
+    let mut rounds = 0.0;
+    for (json, ..) in SHUTDOWN_RUNS {
+        let run = results.json(json)?;
+        rounds = number(run, "/rounds")?;
+        let ours = number(run, "/proc_daemon_median_us")?;
+        let floor = number(run, "/tokio_by_hand_median_us")?;
+        out.push(vec![
+            format!("{:.0} ms", number(run, "/settle_ms")?),
+            format!("{:.0}", number(run, "/subsystems")?),
+            micros(ours),
+            micros(floor),
+            ratio(ours / floor),
+        ]);
+    }
+    Ok(format!(
+        "{}\n{rounds:.0} rounds per row, the two sides interleaved; medians.\n",
+        table(
+            &[
+                "idle before the shutdown",
+                "subsystems",
+                "proc-daemon: `shutdown` → `run()` returns",
+                "by hand on tokio multi-thread: cancel, join, shut down",
+                "ours ÷ by hand"
+            ],
+            &out
+        )
+    ))
+}
+
+fn message_pool(results: &Results) -> Result<String, String> {
+    let pool = results.json("message_pool")?;
+    let rounds = number(pool, "/rounds")?;
+    let off_tell = number(pool, "/off/tell_ns")?;
+    let off_ask = number(pool, "/off/ask_ns")?;
+    let on_tell = number(pool, "/on/tell_ns")?;
+    let on_ask = number(pool, "/on/ask_ns")?;
+    let rows = vec![
+        vec![
+            "0 (the global allocator)".to_owned(),
+            time(off_tell),
+            time(off_ask),
+            "—".to_owned(),
+        ],
+        vec![
+            format!("{:.0} KiB", number(pool, "/on/pool_bytes")? / 1024.0),
+            time(on_tell),
+            time(on_ask),
+            format!(
+                "{:.0} / {:.0}",
+                number(pool, "/on/hits")?,
+                number(pool, "/on/misses")?
+            ),
+        ],
+    ];
+    Ok(format!(
+        "{}\nOne pinned worker; each measurement in a fresh process, the sizes alternating, {rounds:.0} rounds, medians. Off ÷ on: tell **{}**, ask **{}**.\n",
+        table(
+            &[
+                "`memory_pool_size`",
+                "`tell` (2M, then one `ask`), per message",
+                "`ask` round trip",
+                "pool hits / misses (last run)"
+            ],
+            &rows
+        ),
+        ratio(off_tell / on_tell),
+        ratio(off_ask / on_ask),
+    ))
+}
+
+fn idle_spin(results: &Results) -> Result<String, String> {
+    let spin = results.json("idle_spin")?;
+    let seconds = number(spin, "/seconds")?;
+    let default_us = number(spin, "/default_spin_us")?;
+    let cases = spin
+        .pointer("/cases")
+        .and_then(|c| c.as_array())
+        .ok_or("idle_spin: no cases")?;
+    let mut out = Vec::new();
+    for case in cases {
+        let runtime = case["runtime"]
+            .as_str()
+            .ok_or("idle_spin: a case without a runtime")?;
+        let who = if runtime == "tokio-multi-thread" {
+            "tokio multi-thread, a task on an `mpsc` unbounded channel".to_owned()
+        } else if runtime == format!("proc-daemon-spin-{default_us:.0}us") {
+            format!("proc-daemon, `idle_spin` default ({default_us:.0} µs, adaptive)")
+        } else if runtime == "proc-daemon-spin-0us" {
+            "proc-daemon, `idle_spin` 0".to_owned()
+        } else {
+            runtime.to_owned()
+        };
+        out.push(vec![
+            format!("{:.0} µs", number(case, "/period_us")?),
+            who,
+            format!("{:.3}", number(case, "/cpu_per_wall_s")?),
+            micros(number(case, "/latency_p50_us")?),
+            micros(number(case, "/latency_p99_us")?),
+        ]);
+    }
+    Ok(format!(
+        "{}\n2 workers each side; the sender is a thread of its own; {seconds:.0} s per case, each in a fresh process. CPU: the runtime's user + system time (`getrusage`, less the sender's and the main thread's) per second of wall time.\n",
+        table(
+            &[
+                "one message every",
+                "receiver",
+                "CPU-seconds per second",
+                "latency p50",
+                "latency p99"
+            ],
+            &out
+        )
+    ))
+}
+
+/// Whether `value` meets an "at least `target`" target, within the band.
+fn at_least(value: f64, target: f64) -> &'static str {
+    if value >= target {
+        "met"
+    } else if value >= target * (1.0 - NOISE_BAND) {
+        "met (within 5%)"
+    } else {
+        "**not met**"
+    }
+}
+
+/// Whether `value` meets an "at most `target`" target, within the band.
+fn at_most(value: f64, target: f64) -> &'static str {
+    if value <= target {
+        "met"
+    } else if value <= target * (1.0 + NOISE_BAND) {
+        "met (within 5%)"
+    } else {
+        "**not met**"
+    }
+}
+
+fn targets(results: &Results) -> Result<String, String> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (group, name) in [
+        ("tell_same_worker", "`tell`, same worker"),
+        ("tell_cross_worker", "`tell`, across workers"),
+    ] {
+        let ours = results.ns(&format!("{group}/proc-daemon"))?;
+        let kameo = results.ns(&format!("{group}/kameo"))?;
+        let actix = results.ns(&format!("{group}/actix"))?;
+        rows.push(vec![
+            format!("{name}: ≥ 3× kameo's throughput"),
+            time(ours),
+            format!("kameo {}", time(kameo)),
+            ratio(kameo / ours),
+            at_least(kameo / ours, 3.0).to_owned(),
+        ]);
+        rows.push(vec![
+            format!("{name}: ≥ actix's throughput"),
+            time(ours),
+            format!("actix {}", time(actix)),
+            ratio(actix / ours),
+            at_least(actix / ours, 1.0).to_owned(),
+        ]);
+    }
+    let ask = results.ns("ask_same_worker/proc-daemon")?;
+    let kameo_ask = results.ns("ask_same_worker/kameo")?;
+    rows.push(vec![
+        "`ask` round trip: ≤ 1/3 of kameo's".to_owned(),
+        time(ask),
+        format!("kameo {}", time(kameo_ask)),
+        format!("{:.2} of kameo's", ask / kameo_ask),
+        at_most(ask / kameo_ask, 1.0 / 3.0).to_owned(),
+    ]);
+    for (id, name) in [
+        (
+            "spawn_stop/proc-daemon-supervised",
+            "spawn + stop, supervised child (DESIGN's row): ≤ 1 µs",
+        ),
+        (
+            "spawn_stop/proc-daemon",
+            "spawn + stop, unsupervised actor: ≤ 1 µs",
+        ),
+    ] {
+        let ns = results.ns(id)?;
+        rows.push(vec![
+            name.to_owned(),
+            time(ns),
+            "1 µs".to_owned(),
+            ratio(ns / 1000.0),
+            at_most(ns, 1000.0).to_owned(),
+        ]);
+    }
+    let memory = results.json("actor_memory")?;
+    for (framework, name) in [
+        (
+            "proc-daemon-supervised",
+            "memory per supervised child: ≤ 1 KiB",
+        ),
+        ("proc-daemon", "memory per unsupervised actor: ≤ 1 KiB"),
+    ] {
+        let bytes = number(memory, &format!("/frameworks/{framework}/bytes_per_actor"))?;
+        rows.push(vec![
+            name.to_owned(),
+            format!("{bytes:.0} B"),
+            "1024 B".to_owned(),
+            ratio(bytes / 1024.0),
+            at_most(bytes, 1024.0).to_owned(),
+        ]);
+    }
+    let restart = results.ns("restart/proc-daemon")?;
+    rows.push(vec![
+        "restart after a panic, until the next incarnation answers: ≤ 10 µs".to_owned(),
+        time(restart),
+        "10 µs".to_owned(),
+        ratio(restart / 10_000.0),
+        at_most(restart, 10_000.0).to_owned(),
+    ]);
+    let exit = results.json("daemon_exit")?;
+    let ours = number(exit, "/exit/proc-daemon/median_us")?;
+    let upstream = number(exit, "/exit/upstream/median_us")?;
+    let floor = number(exit, "/exit/bare-tokio/median_us")?;
+    rows.push(vec![
+        "SIGTERM to exit, 10 subsystems: ≤ proc-daemon 1.1.3".to_owned(),
+        micros(ours),
+        format!("1.1.3 {}", micros(upstream)),
+        ratio(ours / upstream),
+        at_most(ours / upstream, 1.0).to_owned(),
+    ]);
+    rows.push(vec![
+        "SIGTERM to exit: ≤ 2× the floor".to_owned(),
+        micros(ours),
+        format!("floor {}", micros(floor)),
+        ratio(ours / floor),
+        at_most(ours / floor, 2.0).to_owned(),
+    ]);
+    let wakeups = number(exit, "/idle/proc-daemon/voluntary_switches")?;
+    rows.push(vec![
+        "idle wake-ups, 10 idle subsystems, health checks off: 0".to_owned(),
+        format!("{wakeups:.0}"),
+        "0".to_owned(),
+        "—".to_owned(),
+        if wakeups == 0.0 { "met" } else { "**not met**" }.to_owned(),
+    ]);
+    Ok(format!(
+        "{}\nA ratio within 5% of its target counts as met (the machines' noise band); the targets are DESIGN.md's.\n",
+        table(&["target", "ours", "anchor", "ratio", "verdict"], &rows)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_noise_band_counts_5_percent_as_met_and_no_more() {
+        assert_eq!(at_least(3.0, 3.0), "met");
+        assert_eq!(at_least(2.86, 3.0), "met (within 5%)");
+        assert_eq!(at_least(2.84, 3.0), "**not met**");
+        assert_eq!(at_most(1000.0, 1000.0), "met");
+        assert_eq!(at_most(1049.0, 1000.0), "met (within 5%)");
+        assert_eq!(at_most(1051.0, 1000.0), "**not met**");
+    }
+
+    #[test]
+    fn every_section_has_benches_and_each_bench_runs_once() {
+        for section in SECTIONS {
+            assert!(!benches_of(section).is_empty(), "{section}");
+        }
+        let all = benches_for(&SECTIONS);
+        for bench in &all {
+            assert_eq!(all.iter().filter(|b| b.name == bench.name).count(), 1);
+        }
+        assert_eq!(all.len(), 9, "one entry per bench of benches/");
+    }
+
+    #[test]
+    fn times_keep_three_figures() {
+        assert_eq!(time(60.94), "60.9 ns");
+        assert_eq!(time(1_234.0), "1.23 µs");
+        assert_eq!(time(3_210_000.0), "3.21 ms");
+    }
+}
