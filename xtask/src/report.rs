@@ -231,12 +231,21 @@ impl Runner<'_> {
 /// A time given in nanoseconds, with a unit that keeps 3 significant
 /// figures.
 fn time(ns: f64) -> String {
-    if ns < 1_000.0 {
-        format!("{ns:.1} ns")
+    let (value, unit) = if ns < 1_000.0 {
+        (ns, "ns")
     } else if ns < 1_000_000.0 {
-        format!("{:.2} µs", ns / 1e3)
+        (ns / 1e3, "µs")
     } else {
-        format!("{:.2} ms", ns / 1e6)
+        (ns / 1e6, "ms")
+    };
+    if value == 0.0 {
+        "0".to_owned()
+    } else if value < 10.0 {
+        format!("{value:.2} {unit}")
+    } else if value < 100.0 {
+        format!("{value:.1} {unit}")
+    } else {
+        format!("{value:.0} {unit}")
     }
 }
 
@@ -929,6 +938,8 @@ mod tests {
     fn times_keep_three_figures() {
         assert_eq!(time(60.94), "60.9 ns");
         assert_eq!(time(1_234.0), "1.23 µs");
+        assert_eq!(time(762_070.0), "762 µs");
         assert_eq!(time(3_210_000.0), "3.21 ms");
+        assert_eq!(time(0.0), "0");
     }
 }
