@@ -340,6 +340,90 @@ fn tasks_on_different_workers_wake_each_other() {
     shut_down(&executor);
 }
 
+/// Wake-ups far apart (2 ms, a hundred times the 20 µs watch) make every
+/// watch run out; after three misses in a row the worker stops watching but
+/// for one probe every 16 idle periods. So 64 such wake-ups cost at most
+/// 3 + 64 / 16 misses, where a fixed watch would miss 64 times.
+#[test]
+fn a_worker_stops_watching_when_its_work_comes_far_apart() {
+    let executor = Executor::builder()
+        .worker_threads(1)
+        .idle_spin(Duration::from_micros(20))
+        .build()
+        .unwrap();
+    let (to_worker, mut inbox) = mailbox::unbounded::<u32>();
+    let receiver = executor
+        .spawn_on(0, async move {
+            let mut received = 0;
+            while inbox.recv().await.is_some() {
+                received += 1;
+            }
+            received
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let before = executor.metrics()[0];
+    const WAKE_UPS: u64 = 64;
+    for n in 0..WAKE_UPS {
+        std::thread::sleep(Duration::from_millis(2));
+        to_worker.try_send(n as u32).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let after = executor.metrics()[0];
+    drop(to_worker);
+    assert_eq!(receiver.join().unwrap(), WAKE_UPS);
+    let misses = after.idle_watch_misses - before.idle_watch_misses;
+    let hits = after.idle_watch_hits - before.idle_watch_hits;
+    assert!(
+        misses <= 3 + WAKE_UPS / 16 + 1,
+        "{misses} misses and {hits} hits for {WAKE_UPS} wake-ups 2 ms apart"
+    );
+    shut_down(&executor);
+}
+
+/// The converse: two workers in a conversation find their messages within
+/// the watch, so the watches end with work and stay on.
+#[test]
+fn workers_in_a_conversation_keep_watching() {
+    let executor = Executor::builder()
+        .worker_threads(2)
+        .idle_spin(Duration::from_micros(20))
+        .build()
+        .unwrap();
+    let (to_pong, mut pong_inbox) = mailbox::bounded::<u32>(1);
+    let (to_ping, mut ping_inbox) = mailbox::bounded::<u32>(1);
+    let pong = executor
+        .spawn_on(1, async move {
+            while let Some(n) = pong_inbox.recv().await {
+                to_ping.send(n + 1).await.unwrap();
+            }
+        })
+        .unwrap();
+    let ping = executor
+        .spawn_on(0, async move {
+            let mut n = 0;
+            for _ in 0..10_000 {
+                to_pong.send(n).await.unwrap();
+                n = ping_inbox.recv().await.unwrap();
+            }
+            n
+        })
+        .unwrap();
+    assert_eq!(ping.join().unwrap(), 10_000);
+    pong.join().unwrap();
+    let metrics = executor.metrics();
+    let hits: u64 = metrics.iter().map(|m| m.idle_watch_hits).sum();
+    let misses: u64 = metrics.iter().map(|m| m.idle_watch_misses).sum();
+    // Each round trip idles each worker once; most of those watches end
+    // with the other worker's message. The bound is loose so that a busy
+    // machine, which deschedules a worker now and then, does not fail it.
+    assert!(
+        hits > 10 * misses && hits > 1000,
+        "{hits} hits, {misses} misses over 10,000 round trips"
+    );
+    shut_down(&executor);
+}
+
 #[test]
 fn a_panic_is_reported_through_the_handle_and_the_worker_survives() {
     let executor = Executor::builder().worker_threads(1).build().unwrap();

@@ -67,7 +67,7 @@ impl AdaptiveSpin {
         }
         let idles = self.backed_off_idles.get().wrapping_add(1);
         self.backed_off_idles.set(idles);
-        if idles % PROBE_EVERY == 0 {
+        if idles.is_multiple_of(PROBE_EVERY) {
             self.max
         } else {
             Duration::ZERO

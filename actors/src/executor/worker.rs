@@ -132,6 +132,10 @@ pub(crate) struct WorkerShared {
     spawned: AtomicU64,
     alive: AtomicUsize,
     polls: AtomicU64,
+    /// Idle watches that ended with work, and that ran out (spin.rs).
+    /// Written only by the worker's own thread.
+    watch_hits: AtomicU64,
+    watch_misses: AtomicU64,
     /// Tasks still alive when the shutdown deadline passed, which the
     /// worker then aborted.
     aborted_at_deadline: AtomicUsize,
@@ -198,7 +202,20 @@ impl WorkerShared {
             spawned: self.spawned.load(Ordering::Relaxed),
             alive: self.alive.load(Ordering::Relaxed),
             polls: self.polls.load(Ordering::Relaxed),
+            idle_watch_hits: self.watch_hits.load(Ordering::Relaxed),
+            idle_watch_misses: self.watch_misses.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts an idle watch that ended with work (`hit`) or ran out. Only
+    /// the worker's own thread counts, so this is a load and a store.
+    fn count_watch(&self, hit: bool) {
+        let counter = if hit {
+            &self.watch_hits
+        } else {
+            &self.watch_misses
+        };
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// Sends a task to the remote queue. If the worker has exited, the task
@@ -378,6 +395,7 @@ impl WorkerLocal {
             if ran > 0 {
                 if watching && !hurrying {
                     self.idle_watch.hit();
+                    self.shared.count_watch(true);
                 }
                 watching = false;
                 last_work = now;
@@ -393,6 +411,7 @@ impl WorkerLocal {
             if idle_for >= spin {
                 if !spin.is_zero() && !hurrying {
                     self.idle_watch.miss();
+                    self.shared.count_watch(false);
                 }
                 break;
             }
@@ -497,6 +516,12 @@ pub struct WorkerMetrics {
     pub alive: usize,
     /// Polls of this worker's tasks since it started.
     pub polls: u64,
+    /// Idle watches that found work before they ran out (see
+    /// [`ExecutorBuilder::idle_spin`](super::ExecutorBuilder::idle_spin)).
+    pub idle_watch_hits: u64,
+    /// Idle watches that ran out with no work, after which the worker
+    /// parked.
+    pub idle_watch_misses: u64,
 }
 
 /// Where a worker runs, fixed when the executor is built.
@@ -554,6 +579,8 @@ pub(crate) fn new_worker(
         spawned: AtomicU64::new(0),
         alive: AtomicUsize::new(0),
         polls: AtomicU64::new(0),
+        watch_hits: AtomicU64::new(0),
+        watch_misses: AtomicU64::new(0),
         aborted_at_deadline: AtomicUsize::new(0),
         hurry: AtomicBool::new(false),
         stop_sent: AtomicBool::new(false),
