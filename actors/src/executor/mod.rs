@@ -182,12 +182,15 @@ impl ExecutorBuilder {
     /// two workers, so a short watch turns most cross-worker wake-ups into
     /// a few hundred nanoseconds.
     ///
-    /// The watch adapts: after three watches in a row that found no work,
-    /// a worker parks at once, except for one full watch every 16 idle
-    /// periods, and the first watch that finds work restores it. So a
-    /// worker whose messages come in quick succession keeps the watch,
-    /// and one whose messages are far apart stops paying up to this much
-    /// CPU each time it goes idle (docs/executor.md, "The idle watch").
+    /// A worker that has just woken a task on another worker watches in
+    /// full: an answer is likely on its way. Its other watches are
+    /// budgeted: the time they spend finding no work is held to about 1% of
+    /// the worker's wall time, with room for a burst of 50 such watches
+    /// after a quiet spell, and a watch that finds work costs the budget
+    /// nothing. So workers in a conversation, or whose messages come in
+    /// quick succession, keep the watch, and a worker whose messages come
+    /// from outside and far apart stops paying up to this much CPU each
+    /// time it goes idle (docs/executor.md, "The idle watch").
     /// A watch also delays by up to this much a timer or socket event that
     /// arrives during it. `Duration::ZERO` parks at once, always. An idle
     /// worker never wakes up periodically either way.

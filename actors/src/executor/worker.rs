@@ -24,8 +24,9 @@
 //! polls it, and the runtime's park hook runs them too: when the worker is
 //! about to sleep it first watches the remote queue for
 //! [`idle_spin`](super::ExecutorBuilder::idle_spin) at most, running what
-//! arrives; the watch shortens to nothing while it keeps finding no work
-//! (spin.rs).
+//! arrives; after waking a task on another worker it watches in full, and
+//! otherwise watches that find nothing are held to about 1% of the
+//! worker's time (spin.rs).
 //! Only then does it register with the remote queue, so that a producer
 //! wakes the runtime (the one place an eventfd write remains: waking a
 //! worker that is really asleep). tokio stays in charge of what it is good
@@ -136,6 +137,7 @@ pub(crate) struct WorkerShared {
     /// Written only by the worker's own thread.
     watch_hits: AtomicU64,
     watch_misses: AtomicU64,
+    watch_missed_nanos: AtomicU64,
     /// Tasks still alive when the shutdown deadline passed, which the
     /// worker then aborted.
     aborted_at_deadline: AtomicUsize,
@@ -204,18 +206,28 @@ impl WorkerShared {
             polls: self.polls.load(Ordering::Relaxed),
             idle_watch_hits: self.watch_hits.load(Ordering::Relaxed),
             idle_watch_misses: self.watch_misses.load(Ordering::Relaxed),
+            idle_watch_missed_time: Duration::from_nanos(
+                self.watch_missed_nanos.load(Ordering::Relaxed),
+            ),
         }
     }
 
-    /// Counts an idle watch that ended with work (`hit`) or ran out. Only
-    /// the worker's own thread counts, so this is a load and a store.
-    fn count_watch(&self, hit: bool) {
-        let counter = if hit {
-            &self.watch_hits
-        } else {
-            &self.watch_misses
-        };
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    /// Counts an idle watch that ended with work. Only the worker's own
+    /// thread counts, so this is a load and a store.
+    fn count_watch_hit(&self) {
+        let hits = self.watch_hits.load(Ordering::Relaxed);
+        self.watch_hits.store(hits + 1, Ordering::Relaxed);
+    }
+
+    /// Counts an idle watch that ran out after `watched`, as
+    /// [`count_watch_hit`](Self::count_watch_hit) does.
+    fn count_watch_miss(&self, watched: Duration) {
+        let misses = self.watch_misses.load(Ordering::Relaxed);
+        self.watch_misses.store(misses + 1, Ordering::Relaxed);
+        let nanos = self.watch_missed_nanos.load(Ordering::Relaxed);
+        let watched = u64::try_from(watched.as_nanos()).unwrap_or(u64::MAX);
+        self.watch_missed_nanos
+            .store(nanos.saturating_add(watched), Ordering::Relaxed);
     }
 
     /// Sends a task to the remote queue. If the worker has exited, the task
@@ -232,8 +244,14 @@ impl WorkerShared {
 
 /// Queues a newly spawned task, or one that was woken, on `worker`.
 pub(crate) fn schedule(worker: &Arc<WorkerShared>, task: Arc<dyn Runnable>) {
-    match local().filter(|local| Arc::ptr_eq(&local.shared, worker)) {
-        Some(local) => local.push_local(task),
+    match local() {
+        Some(local) if Arc::ptr_eq(&local.shared, worker) => local.push_local(task),
+        Some(local) => {
+            // An answer may be on its way back: watch for it in full
+            // (spin.rs).
+            local.idle_watch.woke_another_worker();
+            worker.push_remote(task);
+        }
         None => worker.push_remote(task),
     }
 }
@@ -384,7 +402,7 @@ impl WorkerLocal {
         let spin = if hurrying {
             self.idle_watch.max().max(HURRY_SPIN)
         } else {
-            self.idle_watch.next_watch()
+            self.idle_watch.next_watch(entered)
         };
         // Set once the queues have been found empty: work after that
         // arrived during the watch.
@@ -394,8 +412,7 @@ impl WorkerLocal {
             let now = Instant::now();
             if ran > 0 {
                 if watching && !hurrying {
-                    self.idle_watch.hit();
-                    self.shared.count_watch(true);
+                    self.shared.count_watch_hit();
                 }
                 watching = false;
                 last_work = now;
@@ -410,8 +427,8 @@ impl WorkerLocal {
             let idle_for = now.duration_since(last_work);
             if idle_for >= spin {
                 if !spin.is_zero() && !hurrying {
-                    self.idle_watch.miss();
-                    self.shared.count_watch(false);
+                    self.idle_watch.miss(idle_for);
+                    self.shared.count_watch_miss(idle_for);
                 }
                 break;
             }
@@ -522,6 +539,10 @@ pub struct WorkerMetrics {
     /// Idle watches that ran out with no work, after which the worker
     /// parked.
     pub idle_watch_misses: u64,
+    /// The time those watches took: CPU spent watching for nothing. The
+    /// watch budget keeps it to about 1% of the worker's wall time, plus
+    /// a burst of 50 watches (`idle_spin`'s docs).
+    pub idle_watch_missed_time: Duration,
 }
 
 /// Where a worker runs, fixed when the executor is built.
@@ -581,6 +602,7 @@ pub(crate) fn new_worker(
         polls: AtomicU64::new(0),
         watch_hits: AtomicU64::new(0),
         watch_misses: AtomicU64::new(0),
+        watch_missed_nanos: AtomicU64::new(0),
         aborted_at_deadline: AtomicUsize::new(0),
         hurry: AtomicBool::new(false),
         stop_sent: AtomicBool::new(false),
@@ -644,7 +666,7 @@ pub(crate) fn run(start: WorkerStart) {
         running: Cell::new(false),
         main_woken: Cell::new(false),
         stopping: Cell::new(false),
-        idle_watch: AdaptiveSpin::new(idle_spin),
+        idle_watch: AdaptiveSpin::new(idle_spin, Instant::now()),
         hurried: Cell::new(Duration::ZERO),
     });
     LOCAL.with(|slot| *slot.borrow_mut() = Some(local.clone()));
