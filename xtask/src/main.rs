@@ -24,6 +24,7 @@ mod report;
 mod results;
 mod stamp;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -70,7 +71,8 @@ fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("perf-report") => perf_report(parse_options(&args[1..])?),
         Some("--help" | "-h") | None => {
-            println!("{USAGE}{}", report::SECTIONS.join(", "));
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{USAGE}{}", report::SECTIONS.join(", "));
             Ok(())
         }
         Some(other) => Err(format!(
