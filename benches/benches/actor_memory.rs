@@ -28,7 +28,7 @@ use std::time::Duration;
 use proc_daemon::actors::executor::Executor;
 use proc_daemon::actors::prelude::*;
 use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
-use proc_daemon_benches::{arg_or, write_json_results};
+use proc_daemon_benches::{arg_or, median_of, write_json_results};
 
 mod peers;
 use peers::{Idle, KIdle};
@@ -145,11 +145,6 @@ fn measure(framework: &str) -> u64 {
     }
 }
 
-fn median(values: &mut [u64]) -> u64 {
-    values.sort_unstable();
-    values[values.len() / 2]
-}
-
 fn main() {
     if let Ok(framework) = std::env::var(SELECTOR) {
         println!("{}", measure(&framework));
@@ -179,7 +174,7 @@ fn main() {
     let mut results = serde_json::Map::new();
     for (framework, values) in FRAMEWORKS.iter().zip(samples.iter_mut()) {
         let all = values.clone();
-        let bytes = median(values);
+        let bytes = median_of(values);
         println!("  {framework:<24} {bytes:>6} B   (runs: {all:?})");
         results.insert(
             (*framework).to_owned(),

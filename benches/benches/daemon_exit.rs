@@ -46,7 +46,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use proc_daemon_benches::{paired_difference, percentile, write_json_results};
+use proc_daemon_benches::{arg_or, paired_difference, percentile, write_json_results};
 
 const ROLE: &str = "DAEMON_EXIT_ROLE";
 /// How many subsystems the children start; the parent passes its
@@ -325,33 +325,9 @@ fn idle_counters(pid: u32) -> (u64, u64, u64, usize) {
 }
 
 fn drive() {
-    let mut rounds = 30;
-    let mut idle_seconds = 10;
-    let mut subsystems = DEFAULT_SUBSYSTEMS;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--rounds" => {
-                rounds = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--rounds N")
-            }
-            "--subsystems" => {
-                subsystems = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--subsystems N");
-            }
-            "--idle-seconds" => {
-                idle_seconds = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--idle-seconds N");
-            }
-            _ => {} // cargo bench passes --bench
-        }
-    }
+    let rounds: usize = arg_or("--rounds", 30);
+    let idle_seconds: u64 = arg_or("--idle-seconds", 10);
+    let subsystems: usize = arg_or("--subsystems", DEFAULT_SUBSYSTEMS);
     let roles = ["proc-daemon", "upstream", "bare-tokio"];
     println!("SIGTERM to exit, {subsystems} idle subsystems, {rounds} rounds, roles interleaved");
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); roles.len()];

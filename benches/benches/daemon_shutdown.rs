@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use proc_daemon_benches::{percentile, write_json_results};
+use proc_daemon_benches::{arg_or, percentile, write_json_results};
 
 /// What a run measures, from the command line.
 #[derive(Clone, Copy)]
@@ -116,25 +116,11 @@ fn floor(setup: Setup) -> Duration {
 }
 
 fn main() {
-    let mut setup = Setup {
-        rounds: 100,
-        subsystems: 10,
-        settle: Duration::from_millis(50),
+    let setup = Setup {
+        rounds: arg_or("--rounds", 100),
+        subsystems: arg_or("--subsystems", 10),
+        settle: Duration::from_millis(arg_or("--settle-ms", 50)),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| -> usize {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} takes a number"))
-        };
-        match arg.as_str() {
-            "--rounds" => setup.rounds = value("--rounds"),
-            "--subsystems" => setup.subsystems = value("--subsystems"),
-            "--settle-ms" => setup.settle = Duration::from_millis(value("--settle-ms") as u64),
-            _ => {} // cargo bench passes --bench
-        }
-    }
     let caller = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

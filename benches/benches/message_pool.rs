@@ -19,7 +19,7 @@ use proc_daemon::actors::executor::Executor;
 use proc_daemon::actors::pool;
 use proc_daemon::actors::prelude::*;
 use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
-use proc_daemon_benches::{arg_or, write_json_results};
+use proc_daemon_benches::{arg_or, median_of, write_json_results};
 
 const SELECTOR: &str = "MESSAGE_POOL_BYTES";
 const TELLS: u64 = 2_000_000;
@@ -77,11 +77,6 @@ fn child(bytes: usize) {
     executor.shutdown(Duration::from_secs(5)).expect("shutdown");
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     if let Ok(bytes) = std::env::var(SELECTOR) {
         child(bytes.parse().expect("a byte count"));
@@ -110,8 +105,8 @@ fn main() {
     println!("message pool, one worker, {rounds} rounds of fresh processes (medians)");
     let mut medians = Vec::new();
     for (index, bytes) in sizes.iter().enumerate() {
-        let tell = median(&mut tells[index]);
-        let ask = median(&mut asks[index]);
+        let tell = median_of(&mut tells[index]);
+        let ask = median_of(&mut asks[index]);
         medians.push((tell, ask));
         let fields: Vec<&str> = last[index].split_whitespace().collect();
         println!(

@@ -57,6 +57,13 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
+/// The median of `values` (the upper middle one for an even count), which
+/// must not be empty. Sorts `values` in place.
+pub fn median_of<T: PartialOrd + Copy>(values: &mut [T]) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN among the samples"));
+    values[values.len() / 2]
+}
+
 /// The median of the per-round differences `a[i] - b[i]` between two
 /// roles measured in the same rounds, with a 95% bootstrap confidence
 /// interval, in microseconds.
