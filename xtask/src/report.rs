@@ -63,7 +63,7 @@ fn run(json: &'static str, quick: &[&'static str], full: &[&'static str]) -> Bin
 }
 
 /// The benches `sections` need, each once.
-pub fn benches_for(sections: &[&str]) -> Vec<Bench> {
+pub fn benches_for(sections: &[&'static str]) -> Vec<Bench> {
     let mut benches: Vec<Bench> = Vec::new();
     for section in sections {
         for bench in benches_of(section) {
@@ -82,7 +82,7 @@ fn criterion(name: &'static str) -> Bench {
     }
 }
 
-fn benches_of(section: &str) -> Vec<Bench> {
+fn benches_of(section: &'static str) -> Vec<Bench> {
     let actor_memory = Bench {
         name: "actor_memory",
         kind: Kind::Binary(vec![run(
@@ -100,12 +100,7 @@ fn benches_of(section: &str) -> Vec<Bench> {
         )]),
     };
     match section {
-        "config_load" | "mailbox" | "executor" | "actors" => vec![criterion(match section {
-            "config_load" => "config_load",
-            "mailbox" => "mailbox",
-            "executor" => "executor",
-            _ => "actors",
-        })],
+        "config_load" | "mailbox" | "executor" | "actors" => vec![criterion(section)],
         "actor_memory" => vec![actor_memory],
         "daemon_exit" | "idle" => vec![daemon_exit],
         "daemon_shutdown" => vec![Bench {

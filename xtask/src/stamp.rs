@@ -6,8 +6,9 @@ use std::path::Path;
 use crate::Mode;
 
 /// The crates whose versions the stamp names, as they appear in
-/// Cargo.lock. `proc-daemon` is the 1.x crate the exit bench compares with
-/// (the lock also holds this workspace's own 2.x).
+/// Cargo.lock. `proc-daemon` is the 1.x crate from crates.io that the exit
+/// bench compares with; the lock also holds this workspace's own, which has
+/// no `source` and is not a peer.
 const PEERS: [&str; 6] = [
     "kameo",
     "actix",
@@ -52,10 +53,7 @@ impl Stamp {
             .map_err(|err| format!("reading {}: {err}", lock_path.display()))?;
         let mut peers = Vec::new();
         for peer in PEERS {
-            let versions: Vec<String> = locked_versions(&lock, peer)
-                .into_iter()
-                .filter(|v| peer != "proc-daemon" || !v.starts_with('2'))
-                .collect();
+            let versions = registry_versions(&lock, peer);
             if versions.is_empty() {
                 return Err(format!("Cargo.lock has no package {peer:?}"));
             }
@@ -86,18 +84,22 @@ impl Stamp {
     }
 }
 
-/// Every version of package `name` in a Cargo.lock.
-fn locked_versions(lock: &str, name: &str) -> Vec<String> {
+/// Every version of package `name` in a Cargo.lock that comes from a
+/// registry (has a `source`), leaving out the workspace's own packages.
+fn registry_versions(lock: &str, name: &str) -> Vec<String> {
     let mut versions = Vec::new();
-    let mut lines = lock.lines();
-    let wanted = format!("name = \"{name}\"");
-    while let Some(line) = lines.next() {
-        if line.trim() == wanted
-            && let Some(version) = lines.next().and_then(|next| {
-                next.trim()
-                    .strip_prefix("version = \"")
-                    .and_then(|v| v.strip_suffix('"'))
+    for package in lock.split("[[package]]") {
+        let field = |key: &str| {
+            package.lines().find_map(|line| {
+                line.trim()
+                    .strip_prefix(key)?
+                    .strip_prefix(" = \"")?
+                    .strip_suffix('"')
             })
+        };
+        if field("name") == Some(name)
+            && field("source").is_some()
+            && let Some(version) = field("version")
         {
             versions.push(version.to_owned());
         }
@@ -143,9 +145,12 @@ mod tests {
 
     #[test]
     fn versions_from_a_lock_file() {
-        let lock = "[[package]]\nname = \"proc-daemon\"\nversion = \"1.1.3\"\n\n[[package]]\nname = \"proc-daemon\"\nversion = \"2.0.0\"\n\n[[package]]\nname = \"kameo\"\nversion = \"0.22.2\"\n";
-        assert_eq!(locked_versions(lock, "proc-daemon"), vec!["1.1.3", "2.0.0"]);
-        assert_eq!(locked_versions(lock, "kameo"), vec!["0.22.2"]);
-        assert!(locked_versions(lock, "actix").is_empty());
+        let registry = "source = \"registry+https://github.com/rust-lang/crates.io-index\"";
+        let lock = format!(
+            "[[package]]\nname = \"proc-daemon\"\nversion = \"1.1.3\"\n{registry}\n\n[[package]]\nname = \"proc-daemon\"\nversion = \"2.0.0\"\n\n[[package]]\nname = \"kameo\"\nversion = \"0.22.2\"\n{registry}\n"
+        );
+        assert_eq!(registry_versions(&lock, "proc-daemon"), vec!["1.1.3"]);
+        assert_eq!(registry_versions(&lock, "kameo"), vec!["0.22.2"]);
+        assert!(registry_versions(&lock, "actix").is_empty());
     }
 }
