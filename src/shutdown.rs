@@ -42,13 +42,13 @@
 //!
 //! So a handle holds the daemon's token and its incarnation's token, and
 //! reports cancelled when either is. Cancellation wakes every waiter at
-//! once, through a [`tokio::sync::Notify`]; nothing polls.
+//! once, through a [`CancelToken`]; nothing polls.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use proc_daemon_actors::cancel::CancelToken;
 use tokio::sync::Notify;
 
 /// Why the daemon is shutting down.
@@ -75,29 +75,27 @@ impl fmt::Display for ShutdownReason {
     }
 }
 
-/// A one-shot, wake-all flag.
+/// A one-shot, wake-all flag: the actors crate's
+/// [`CancelToken`](proc_daemon_actors::cancel::CancelToken), whose
+/// cancel-versus-wait race is model-checked with loom
+/// (`loom-tests/tests/cancel.rs`).
 #[derive(Debug, Default)]
-pub(crate) struct Token {
-    cancelled: AtomicBool,
-    notify: Notify,
-}
+pub(crate) struct Token(CancelToken);
 
 impl Token {
+    /// Cancels, waking every waiter. Whatever was written before
+    /// cancelling (the reason, the deadline) is visible to a waiter that
+    /// sees the flag.
     pub(crate) fn cancel(&self) {
-        // Release pairs with the Acquire in `is_cancelled`, so whatever was
-        // written before cancelling (the reason, the deadline) is visible
-        // to a waiter that sees the flag.
-        if !self.cancelled.swap(true, Ordering::AcqRel) {
-            self.notify.notify_waiters();
-        }
+        self.0.cancel();
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+        self.0.is_cancelled()
     }
 
     pub(crate) async fn cancelled(&self) {
-        wait_until(&self.notify, || self.is_cancelled().then_some(())).await;
+        self.0.cancelled().await;
     }
 }
 

@@ -58,6 +58,7 @@
 pub mod actor;
 #[cfg(not(loom))]
 pub mod actor_ref;
+pub mod cancel;
 #[cfg(not(loom))]
 pub mod context;
 #[cfg(not(loom))]
@@ -68,6 +69,12 @@ pub mod error;
 pub mod events;
 #[cfg(not(loom))]
 pub mod executor;
+/// Under loom, only the parts of the executor that loom can check: the
+/// rest needs tokio, which does not build under `--cfg loom`.
+#[cfg(loom)]
+pub mod executor {
+    pub mod task_state;
+}
 #[cfg(all(feature = "kameo", not(loom)))]
 pub mod kameo_child;
 #[cfg(not(loom))]

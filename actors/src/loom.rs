@@ -21,7 +21,7 @@
 #[cfg(loom)]
 pub(crate) use loom::{
     sync::{
-        Arc,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},
     },
     thread,
@@ -31,7 +31,7 @@ pub(crate) use loom::{
 pub(crate) use std::{
     hint,
     sync::{
-        Arc,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
     },
     thread,

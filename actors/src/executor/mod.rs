@@ -73,6 +73,7 @@
 mod blocking;
 mod spin;
 mod task;
+pub(crate) mod task_state;
 pub mod topology;
 mod watch;
 mod worker;

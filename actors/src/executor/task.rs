@@ -4,31 +4,18 @@
 //! thread polls its future or drops it, so the future needs no lock; the
 //! state word and the join waker are the only parts other threads touch.
 //!
-//! # The state word
-//!
-//! | bit | set by | meaning |
-//! |---|---|---|
-//! | `SCHEDULED` | a wake, or the spawn | the task is in (or on its way to) a run queue |
-//! | `COMPLETE` | the worker | the future is gone and the stage holds the result |
-//! | `CANCELLED` | [`JoinHandle::abort`] | drop the future at the next run |
-//!
-//! Invariants:
-//!
-//! 1. A task is in at most one run queue at a time: only the waker that
-//!    turns `SCHEDULED` from 0 to 1 pushes it, and the worker clears the bit
-//!    just before it polls, so a wake during the poll queues it again.
-//! 2. The stage is touched by the owning worker's thread while `COMPLETE` is
-//!    clear, and by the one [`JoinHandle`] once `COMPLETE` is set (published
-//!    with release, read with acquire). The worker never touches it again
-//!    after setting `COMPLETE`.
-//! 3. A waker may outlive the task's worker; waking a complete task does
-//!    nothing.
+//! The state word, which wakers, the join handle and the worker share,
+//! lives in [`task_state`](super::task_state), with its invariants; it is
+//! model-checked with loom there. What this file adds holds by the same
+//! invariants: the stage (the future, then its result) is touched by the
+//! owning worker's thread until `COMPLETE` is published, and by the one
+//! [`JoinHandle`] after that; a waker may outlive the task's worker, and
+//! waking a complete task does nothing.
 //!
 //! A [`JoinHandle`] reports how the task ended: its output, a panic with its
 //! message, an abort, or a rejection because the executor was already
 //! shutting down. Nothing is dropped silently.
 
-use crate::lock::lock;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -36,15 +23,12 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+use super::task_state::{JoinWaker, RunAction, TaskState};
 use super::worker::{self, WorkerShared};
-
-const SCHEDULED: usize = 1;
-const COMPLETE: usize = 1 << 1;
-const CANCELLED: usize = 1 << 2;
 
 /// Marks a task that is not in its worker's registry.
 pub(crate) const NOT_REGISTERED: usize = usize::MAX;
@@ -76,14 +60,12 @@ enum Stage<F: Future> {
 
 /// A spawned future and everything about it. See the module docs.
 pub(crate) struct Task<F: Future> {
-    state: AtomicUsize,
+    state: TaskState,
     worker: Arc<WorkerShared>,
     stage: UnsafeCell<Stage<F>>,
     registry_slot: AtomicUsize,
-    /// The waker of whoever awaits the join handle. A mutex: it is taken
-    /// once per task and registered at most once per poll of the handle,
-    /// never on the hot path of a message.
-    join_waker: Mutex<Option<Waker>>,
+    /// The waker of whoever awaits the join handle.
+    join_waker: JoinWaker,
 }
 
 // SAFETY: `stage` is the only field that is not `Sync` by itself. By the
@@ -108,11 +90,11 @@ where
     /// A new task, already marked scheduled: the spawner queues it.
     pub(crate) fn new(future: F, worker: Arc<WorkerShared>) -> Arc<Self> {
         Arc::new(Task {
-            state: AtomicUsize::new(SCHEDULED),
+            state: TaskState::new_scheduled(),
             worker,
             stage: UnsafeCell::new(Stage::Running(future)),
             registry_slot: AtomicUsize::new(NOT_REGISTERED),
-            join_waker: Mutex::new(None),
+            join_waker: JoinWaker::new(),
         })
     }
 
@@ -160,12 +142,9 @@ where
         if dropped.is_err() {
             tracing::error!("a task's future panicked while being dropped");
         }
-        self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        self.state.complete();
         self.worker.task_ended();
-        let joiner = lock(&self.join_waker).take();
-        if let Some(joiner) = joiner {
-            joiner.wake();
-        }
+        self.join_waker.wake_joiner();
     }
 }
 
@@ -175,16 +154,14 @@ where
     F::Output: Send + 'static,
 {
     fn run(self: Arc<Self>) {
-        // Invariant 1: clear SCHEDULED before polling, so a wake during the
-        // poll queues the task again.
-        let state = self.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
-        if state & COMPLETE != 0 {
-            return;
-        }
-        if state & CANCELLED != 0 {
-            self.abort_now();
-            worker::unregister(&*self);
-            return;
+        match self.state.begin_run() {
+            RunAction::Skip => return,
+            RunAction::Abort => {
+                self.abort_now();
+                worker::unregister(&*self);
+                return;
+            }
+            RunAction::Poll => {}
         }
         self.worker.count_poll();
         match self.poll_future() {
@@ -202,7 +179,7 @@ where
     }
 
     fn abort_now(&self) -> bool {
-        if self.state.load(Ordering::Acquire) & COMPLETE != 0 {
+        if self.state.is_complete() {
             return false;
         }
         self.finish(Err(JoinError::Aborted));
@@ -224,12 +201,10 @@ where
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let state = self.state.fetch_or(SCHEDULED, Ordering::AcqRel);
-        if state & (SCHEDULED | COMPLETE) != 0 {
-            // Already queued, or nothing left to run.
-            return;
+        // Queued only if not already queued, and not complete.
+        if self.state.wake() {
+            worker::schedule(&self.worker, self.clone());
         }
-        worker::schedule(&self.worker, self.clone());
     }
 }
 
@@ -246,18 +221,11 @@ where
     F::Output: Send + 'static,
 {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, JoinError>> {
-        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
-            let mut joiner = lock(&self.join_waker);
-            // Checked again under the lock: `finish` publishes COMPLETE
-            // before it takes the waker, so either it sees this waker or
-            // this sees COMPLETE.
-            if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
-                match joiner.as_ref() {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => *joiner = Some(cx.waker().clone()),
-                }
-                return Poll::Pending;
-            }
+        if !self
+            .join_waker
+            .complete_or_register(&self.state, cx.waker())
+        {
+            return Poll::Pending;
         }
         // SAFETY: invariant 2: COMPLETE is set (read with acquire), so the
         // worker is done with the stage, and this join handle is the only
@@ -272,8 +240,7 @@ where
     }
 
     fn abort(self: Arc<Self>) {
-        let state = self.state.fetch_or(CANCELLED | SCHEDULED, Ordering::AcqRel);
-        if state & (SCHEDULED | COMPLETE) == 0 {
+        if self.state.request_abort() {
             // Not queued: queue it so its worker sees the request.
             let worker = self.worker.clone();
             worker::schedule(&worker, self);
@@ -281,7 +248,7 @@ where
     }
 
     fn is_finished(&self) -> bool {
-        self.state.load(Ordering::Acquire) & COMPLETE != 0
+        self.state.is_complete()
     }
 }
 
