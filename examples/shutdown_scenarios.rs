@@ -23,6 +23,10 @@
 //! - `--request-shutdown-after-ms MS`: adds `requester`, which asks the
 //!   daemon to stop after MS;
 //! - `--restart-storm`: adds `crasher`, which fails as soon as it starts;
+//! - `--panic-in-cleanup`: adds `fragile`, which panics in its cleanup,
+//!   after its handle is cancelled;
+//! - `--config PATH`: load the configuration from this TOML file (and the
+//!   `DAEMON_*` variables) instead of the variables alone;
 //! - `--health-check`: every subsystem gets a health check that passes;
 //! - `--no-signals`: handle no signal (programmatic shutdown only);
 //! - `--pid-file PATH`: lock a PID file;
@@ -55,6 +59,8 @@ struct Options {
     no_signals: bool,
     pid_file: Option<String>,
     no_free_realtime_signal: bool,
+    panic_in_cleanup: bool,
+    config: Option<String>,
 }
 
 fn parse() -> std::result::Result<Options, String> {
@@ -69,6 +75,8 @@ fn parse() -> std::result::Result<Options, String> {
         no_signals: false,
         pid_file: None,
         no_free_realtime_signal: false,
+        panic_in_cleanup: false,
+        config: None,
     };
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> std::result::Result<u64, String> {
@@ -91,6 +99,8 @@ fn parse() -> std::result::Result<Options, String> {
             "--no-signals" => options.no_signals = true,
             "--pid-file" => options.pid_file = Some(args.next().ok_or("--pid-file needs a path")?),
             "--no-free-realtime-signal" => options.no_free_realtime_signal = true,
+            "--panic-in-cleanup" => options.panic_in_cleanup = true,
+            "--config" => options.config = Some(args.next().ok_or("--config needs a path")?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -172,7 +182,10 @@ async fn run(options: Options) -> Result<proc_daemon::DaemonExit> {
             unsafe { libc::signal(signal, libc::SIG_IGN) };
         }
     }
-    let config = Config::new()?;
+    let config = match &options.config {
+        Some(path) => Config::load_from_file(path)?,
+        None => Config::new()?,
+    };
     let checks = Arc::new(AtomicU64::new(0));
     let mut builder = Daemon::builder(config);
     for index in 0..options.subsystems {
@@ -204,6 +217,13 @@ async fn run(options: Options) -> Result<proc_daemon::DaemonExit> {
             say("requesting shutdown");
             shutdown.request_shutdown("the requester subsystem is done");
             Ok(())
+        });
+    }
+    if options.panic_in_cleanup {
+        builder = builder.with_task("fragile", |mut shutdown| async move {
+            shutdown.cancelled().await;
+            say("fragile cleanup starting");
+            panic!("fragile's cleanup fails on purpose");
         });
     }
     if options.restart_storm {

@@ -68,6 +68,10 @@
 //! | 1 ([`EXIT_FAILURE`]) | the supervision tree gave up (a restart storm escalated to the root), or the daemon could not start |
 //! | 2 ([`EXIT_FORCED`]) | the shutdown was forced: a second SIGINT, or something was aborted at the force timeout |
 //! | 3 ([`EXIT_KILLED`]) | the kill timeout was reached; the process exited with work still running (killed by SIGKILL instead if its realtime signal could not be delivered) |
+//! | 4 ([`EXIT_CLEANUP_FAILED`]) | everything stopped in time, but a subsystem's cleanup failed: its `run` returned an error or panicked after the shutdown began (each one is logged with its name) |
+//!
+//! When more than one applies, the lowest non-zero code wins: a forced
+//! stop whose cleanups also failed exits 2, and its error lists both.
 //!
 //! [`Daemon::run`] returns `Ok` only for a clean stop; a failure or a
 //! forced stop is an `Err` whose [`Error::exit_code`] is the code above.
@@ -107,6 +111,21 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_FORCED: i32 = 2;
 /// Exit code: the kill timeout was reached.
 pub const EXIT_KILLED: i32 = 3;
+/// Exit code: everything stopped in time, but a subsystem's cleanup failed:
+/// its `run` returned an error or panicked after the shutdown began.
+pub const EXIT_CLEANUP_FAILED: i32 = 4;
+
+/// `; cleanup failed: a (panicked: boom)`, or nothing.
+fn describe_failed_cleanups(failures: &[(String, String)]) -> String {
+    if failures.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = failures
+        .iter()
+        .map(|(name, what)| format!("{name} ({what})"))
+        .collect();
+    format!("; cleanup failed: {}", list.join(", "))
+}
 
 /// The worker that runs the daemon's root actor, its root supervisor and
 /// its signal listeners. Keeping them together means a signal, the drain
@@ -224,7 +243,8 @@ impl DaemonBuilder {
         } = self;
         let manager = manager.unwrap_or_default();
         crate::logging::init(&config.logging)?;
-        install_message_pool(config.performance.memory_pool_size);
+        warn_about_inert_keys(&config);
+        install_message_pool(config.performance.memory_pool_size)?;
         let mut names = HashSet::new();
         for subsystem in &subsystems {
             if !names.insert(subsystem.name().to_owned()) {
@@ -248,7 +268,7 @@ impl DaemonBuilder {
             .executor_builder()
             .thread_name(format!("{}-worker", config.name))
             .build()
-            .map_err(|err| Error::io("start the executor", None, std::io::Error::other(err)))?;
+            .map_err(|err| explain_executor_error(&config, err))?;
 
         let config = Arc::new(config);
         let shutdown = DaemonShutdown::new();
@@ -513,18 +533,33 @@ impl Daemon {
         drop(lock(&self.inner.pid_file).take());
         self.inner.kill.disarm();
 
+        // What was cut names the same children whichever way the shutdown
+        // ended: the drain's report names those it aborted; a forced stop
+        // (a second SIGINT, the force timer) does not wait for that report,
+        // and the subsystems' `run` tasks record themselves as they are
+        // aborted.
+        let stopping = self.inner.shutdown.stop_record();
+        let mut report = finish.report;
+        for name in stopping.cut {
+            if !report.aborted.contains(&name) {
+                report.aborted.push(name);
+            }
+        }
         let exit_code = if finish.escalation.is_some() {
             EXIT_FAILURE
-        } else if finish.forced || !finish.report.aborted.is_empty() || aborted_tasks > 0 {
+        } else if finish.forced || !report.aborted.is_empty() || aborted_tasks > 0 {
             EXIT_FORCED
+        } else if !stopping.failed.is_empty() {
+            EXIT_CLEANUP_FAILED
         } else {
             EXIT_CLEAN
         };
         let exit = DaemonExit {
             reason: finish.reason,
             exit_code,
-            report: finish.report,
+            report,
             aborted_tasks,
+            failed_cleanups: stopping.failed,
             elapsed: finish.began.elapsed(),
             config: Arc::clone(&self.inner.config),
         };
@@ -532,9 +567,15 @@ impl Daemon {
         match (exit_code, finish.escalation) {
             (EXIT_CLEAN, _) => Ok(exit),
             (_, Some(error)) => Err(Error::subsystem("root supervisor", error)),
+            (EXIT_CLEANUP_FAILED, None) => Err(Error::CleanupFailed {
+                failures: exit.failed_cleanups,
+            }),
             _ => Err(Error::shutdown(format!(
-                "the shutdown was forced ({}); aborted: {:?}, aborted tasks: {}",
-                exit.reason, exit.report.aborted, exit.aborted_tasks
+                "the shutdown was forced ({}); aborted: {:?}, aborted tasks: {}{}",
+                exit.reason,
+                exit.report.aborted,
+                exit.aborted_tasks,
+                describe_failed_cleanups(&exit.failed_cleanups),
             ))),
         }
     }
@@ -606,20 +647,128 @@ impl Daemon {
     }
 }
 
+/// The executor could not start: an error in words a user can act on.
+///
+/// Running out of descriptors or threads is the likely cause with many
+/// workers, and the OS's words for it ("Too many open files") name neither
+/// the key nor the limit.
+fn explain_executor_error(
+    config: &Config,
+    err: proc_daemon_actors::executor::ExecutorError,
+) -> Error {
+    use proc_daemon_actors::executor::ExecutorError;
+    let os_error = match &err {
+        ExecutorError::Runtime(source) | ExecutorError::Thread { source, .. } => {
+            source.raw_os_error()
+        }
+        _ => None,
+    };
+    let workers = match config.performance.worker_threads {
+        0 => "one per allowed CPU".to_owned(),
+        n => n.to_string(),
+    };
+    let advice = match os_error {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => Some(format!(
+            "the process ran out of file descriptors starting {workers} workers (each worker's reactor holds a few; the soft limit, `ulimit -n`, is {}); raise it (systemd: LimitNOFILE=) or lower performance.worker_threads",
+            open_file_limit().map_or_else(|| "unknown".to_owned(), |n| n.to_string())
+        )),
+        Some(libc::EAGAIN) => Some(format!(
+            "the OS refused another thread starting {workers} workers (a process or cgroup thread limit: `ulimit -u`, systemd's TasksMax=); raise it or lower performance.worker_threads"
+        )),
+        _ => None,
+    };
+    let source = match advice {
+        Some(advice) => std::io::Error::other(format!("{err}: {advice}")),
+        None => std::io::Error::other(err),
+    };
+    Error::io("start the executor", None, source)
+}
+
+/// The soft `RLIMIT_NOFILE`, if it can be read.
+fn open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a pointer to a live,
+    // properly aligned local.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (rc == 0).then_some(limit.rlim_cur)
+}
+
+/// A key that is accepted (files written for the reference load) but whose
+/// feature is not built yet: its name, whether a config switches it on,
+/// and what does not happen.
+struct InertKey {
+    key: &'static str,
+    is_on: fn(&Config) -> bool,
+    missing: &'static str,
+}
+
+/// Every [`InertKey`]. Each one switched on is named in a warning at
+/// start, so that nobody believes it works. The issues that build them
+/// remove their entry here.
+const INERT_KEYS: [InertKey; 3] = [
+    InertKey {
+        key: "hot_reload",
+        is_on: |config| config.hot_reload,
+        missing: "configuration reload is not built yet: the file is not watched, and SIGHUP only reaches reload subscribers",
+    },
+    InertKey {
+        key: "monitoring.enable_metrics",
+        is_on: |config| config.monitoring.enable_metrics,
+        missing: "metrics are not built yet: nothing is collected",
+    },
+    InertKey {
+        key: "monitoring.track_resources",
+        is_on: |config| config.monitoring.track_resources,
+        missing: "resource tracking is not built yet: nothing is sampled",
+    },
+];
+
+/// Logs one warning per [`INERT_KEYS`] entry that `config` switches on.
+fn warn_about_inert_keys(config: &Config) {
+    for InertKey {
+        key,
+        is_on,
+        missing,
+    } in INERT_KEYS
+    {
+        if is_on(config) {
+            tracing::warn!(key, "{key} = true has no effect: {missing}");
+        }
+    }
+}
+
 /// Sizes the process's message pool from `performance.memory_pool_size`.
 /// The pool is set once per process, before the first message; a second
 /// daemon in the same process (or one started after actors already ran)
 /// keeps the pool as it is, and says so.
-fn install_message_pool(bytes: usize) {
+///
+/// # Errors
+///
+/// The pool's memory cannot be allocated (or is above the pool's bound,
+/// which config validation already refuses): an error naming the key, so
+/// that the daemon fails at start with words, never aborts.
+fn install_message_pool(bytes: usize) -> Result<()> {
+    use proc_daemon_actors::pool::InstallError;
     match proc_daemon_actors::pool::install(bytes) {
         Ok(()) => tracing::debug!(bytes, "message pool installed"),
-        Err(err) if err.installed_bytes == bytes => {}
-        Err(err) => tracing::warn!(
+        Err(InstallError::AlreadyInstalled { installed_bytes }) if installed_bytes == bytes => {}
+        Err(err @ InstallError::AlreadyInstalled { .. }) => tracing::warn!(
             memory_pool_size = bytes,
             %err,
             "performance.memory_pool_size is not applied"
         ),
+        Err(err) => {
+            return Err(Error::io(
+                "set up the message pool (performance.memory_pool_size)",
+                None,
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, err.to_string()),
+            ));
+        }
     }
+    Ok(())
 }
 
 fn mailbox_options(config: &Config) -> SpawnOptions {
@@ -637,6 +786,7 @@ pub struct DaemonExit {
     exit_code: i32,
     report: DrainReport,
     aborted_tasks: usize,
+    failed_cleanups: Vec<(String, String)>,
     elapsed: Duration,
     /// Shared with the daemon: the configuration does not change after
     /// start, so the exit carries no copy of it.
@@ -654,9 +804,17 @@ impl DaemonExit {
         self.exit_code
     }
 
-    /// Which children stopped in time, late, or were aborted.
+    /// Which children stopped in time, late, or were aborted. `aborted`
+    /// also names every subsystem whose `run` was cut off by a forced stop.
     pub fn report(&self) -> &DrainReport {
         &self.report
+    }
+
+    /// Subsystems whose cleanup failed (their `run` returned an error or
+    /// panicked after the shutdown began), with what happened. Non-empty
+    /// only on an exit that is not clean.
+    pub fn failed_cleanups(&self) -> &[(String, String)] {
+        &self.failed_cleanups
     }
 
     /// How long the shutdown took, from its start to the end of `run`.
@@ -800,6 +958,8 @@ impl Handler<SignalReceived> for DaemonActor {
                     {
                         tracing::error!(%signal, panic = %proc_daemon_actors::executor::panic_message(panic.as_ref()), "the signal handler panicked");
                     }
+                } else {
+                    tracing::warn!(%signal, "{signal} received with no handler set; ignored");
                 }
             }
             Signal::Interrupt if matches!(self.phase, Phase::Draining { .. }) => {

@@ -84,6 +84,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// Every subsystem stopped in time, but some cleanups failed: their
+    /// `run` returned an error or panicked after the shutdown began. Exit
+    /// code [`EXIT_CLEANUP_FAILED`](crate::daemon::EXIT_CLEANUP_FAILED).
+    #[error("the shutdown completed, but cleanup failed in {}", describe_failures(.failures))]
+    CleanupFailed {
+        /// Each subsystem whose cleanup failed, and what happened
+        /// (`"panicked: ..."`, `"failed: ..."`).
+        failures: Vec<(String, String)>,
+    },
+
     /// Shutdown did not complete as configured.
     #[error("shutdown did not complete cleanly: {reason}")]
     Shutdown {
@@ -97,6 +107,14 @@ pub enum Error {
         /// What went wrong, in words.
         reason: String,
     },
+}
+
+fn describe_failures(failures: &[(String, String)]) -> String {
+    failures
+        .iter()
+        .map(|(name, what)| format!("`{name}` ({what})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn holder(pid: &Option<u32>) -> String {
@@ -119,7 +137,7 @@ impl Error {
         match self {
             Error::Config(_) => ErrorKind::Config,
             Error::Io { .. } | Error::PidFileLocked { .. } => ErrorKind::Io,
-            Error::Subsystem { .. } => ErrorKind::Subsystem,
+            Error::Subsystem { .. } | Error::CleanupFailed { .. } => ErrorKind::Subsystem,
             Error::Shutdown { .. } => ErrorKind::Shutdown,
             Error::Profiling { .. } => ErrorKind::Profiling,
         }
@@ -127,11 +145,14 @@ impl Error {
 
     /// The process exit code for this error, as documented in
     /// [`crate::daemon`]: [`EXIT_FORCED`](crate::daemon::EXIT_FORCED) for
-    /// a forced shutdown, [`EXIT_FAILURE`](crate::daemon::EXIT_FAILURE)
-    /// for everything else.
+    /// a forced shutdown,
+    /// [`EXIT_CLEANUP_FAILED`](crate::daemon::EXIT_CLEANUP_FAILED) for a
+    /// failed cleanup, [`EXIT_FAILURE`](crate::daemon::EXIT_FAILURE) for
+    /// everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Shutdown { .. } => crate::daemon::EXIT_FORCED,
+            Error::CleanupFailed { .. } => crate::daemon::EXIT_CLEANUP_FAILED,
             _ => crate::daemon::EXIT_FAILURE,
         }
     }
@@ -248,6 +269,22 @@ pub enum ConfigProblem {
     },
 }
 
+/// The longest value an error quotes whole, in bytes. A longer one (a
+/// 50 MB string given by mistake) is cut, and the error says how long it
+/// was, so that the one-line message stays one line.
+const MAX_QUOTED_VALUE_BYTES: usize = 120;
+
+fn shorten_value(value: String) -> String {
+    if value.len() <= MAX_QUOTED_VALUE_BYTES {
+        return value;
+    }
+    let mut end = MAX_QUOTED_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &value[..end], value.len())
+}
+
 impl ConfigError {
     pub(crate) fn new(
         key: Option<&str>,
@@ -257,7 +294,7 @@ impl ConfigError {
     ) -> Self {
         Self {
             key: key.map(str::to_owned),
-            value,
+            value: value.map(shorten_value),
             source,
             problem,
         }

@@ -25,7 +25,9 @@
 //! a lock:
 //!
 //! 1. open (creating it, mode 0644) with close-on-exec, so a child process
-//!    the daemon spawns never inherits the lock;
+//!    the daemon spawns never inherits the lock, and with `O_NOFOLLOW` and
+//!    `O_NOCTTY`, then check that what was opened is a regular file with
+//!    one link (see "Misuse" below);
 //! 2. `flock(LOCK_EX | LOCK_NB)`: if another process holds it, fail at once
 //!    with the pid written in the file;
 //! 3. check that the path still names the inode that was locked. The
@@ -39,6 +41,27 @@
 //! A stale file (its process died without removing it) carries no lock,
 //! because the kernel drops a `flock` with the last descriptor: it is
 //! simply taken over.
+//!
+//! # Misuse
+//!
+//! A daemon is often started as root, and its PID file often lives in a
+//! directory other users can write to. Whatever sits at the path must not
+//! turn the daemon's write into a write somewhere else:
+//!
+//! - a symbolic link at the path (to a victim file, or dangling, which
+//!   would make the daemon create its target) is refused: the file is
+//!   opened with `O_NOFOLLOW`, and the error says it is a symlink. The
+//!   link and its target are left as they are. (Directories *above* the
+//!   file may be symlinks, as `/var/run` is to `/run`; only the last
+//!   component is the PID file.)
+//! - anything that is not a regular file (a FIFO, a device, a directory)
+//!   is refused before anything is written, and the FIFO is opened with
+//!   `O_NONBLOCK` so that the check is reached at all;
+//! - a regular file with more than one hard link is refused: it is also
+//!   another file, which truncating would clobber;
+//! - the file is removed at exit only if the path still names the inode
+//!   this process locked and wrote (step 3); a path it did not lock is
+//!   never removed.
 //!
 //! # At exit
 //!
@@ -88,9 +111,19 @@ impl PidFile {
                 .create(true)
                 .truncate(false)
                 .mode(0o644)
-                .custom_flags(libc::O_CLOEXEC)
+                .custom_flags(
+                    libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK,
+                )
                 .open(path)
-                .map_err(|err| Error::io("open the PID file", Some(path.to_owned()), err))?;
+                .map_err(|err| {
+                    Error::io(
+                        "open the PID file",
+                        Some(path.to_owned()),
+                        explain_open_error(err),
+                    )
+                })?;
+            check_regular(&file)
+                .map_err(|err| Error::io("use the PID file", Some(path.to_owned()), err))?;
             if let Err(err) = try_lock(&file) {
                 if err.kind() == io::ErrorKind::WouldBlock {
                     return Err(Error::PidFileLocked {
@@ -166,6 +199,51 @@ impl Drop for PidFile {
     }
 }
 
+/// `O_NOFOLLOW` on a symlink fails with `ELOOP`, whose text ("too many
+/// levels of symbolic links") does not say what is wrong.
+fn explain_open_error(err: io::Error) -> io::Error {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is a symbolic link; a PID file must be a regular file, and the daemon does not follow links there",
+        )
+    } else {
+        err
+    }
+}
+
+/// Refuses anything but a regular file with one link: see "Misuse" in the
+/// module docs.
+fn check_regular(file: &File) -> io::Result<()> {
+    let metadata = file.metadata()?;
+    let kind = metadata.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if std::os::unix::fs::FileTypeExt::is_fifo(&kind) {
+            "a FIFO"
+        } else if std::os::unix::fs::FileTypeExt::is_socket(&kind) {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {what}; a PID file must be a regular file"),
+        ));
+    }
+    if metadata.nlink() > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "it has {} hard links; a PID file must have one, or writing it would change another file",
+                metadata.nlink()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn try_lock(file: &File) -> io::Result<()> {
     // SAFETY: `flock` takes a file descriptor and flags and touches no
     // memory of ours; the descriptor is valid while `file` is borrowed.
@@ -235,6 +313,52 @@ mod tests {
         std::fs::write(&path, "someone else\n").unwrap();
         drop(held);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone else\n");
+    }
+
+    #[test]
+    fn a_symlink_is_refused_and_neither_it_nor_its_target_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep\n").unwrap();
+        let link = dir.path().join("link.pid");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let err = PidFile::acquire(&link).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+
+        let dangling = dir.path().join("dangling.pid");
+        let target = dir.path().join("target");
+        std::os::unix::fs::symlink(&target, &dangling).unwrap();
+        assert!(PidFile::acquire(&dangling).is_err());
+        assert!(!target.exists(), "the link's target was created");
+    }
+
+    #[test]
+    fn a_fifo_a_directory_and_a_second_hard_link_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.pid");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = PidFile::acquire(&fifo).unwrap_err().to_string();
+        assert!(err.contains("it is a FIFO"), "{err}");
+
+        let directory = dir.path().join("dir.pid");
+        std::fs::create_dir(&directory).unwrap();
+        assert!(PidFile::acquire(&directory).is_err());
+        assert!(directory.is_dir());
+
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep\n").unwrap();
+        let hard = dir.path().join("hard.pid");
+        std::fs::hard_link(&victim, &hard).unwrap();
+        let err = PidFile::acquire(&hard).unwrap_err().to_string();
+        assert!(err.contains("2 hard links"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+        assert!(hard.exists(), "a path it did not create was removed");
     }
 
     #[test]

@@ -123,6 +123,23 @@ pub(crate) struct DaemonShutdown {
     /// Where [`ShutdownHandle::request_shutdown`] goes: the daemon's root
     /// actor, once it runs.
     requests: OnceLock<Box<dyn Fn(ShutdownReason) + Send + Sync>>,
+    /// What went wrong with subsystems once the shutdown began.
+    stopping: Mutex<StopRecord>,
+}
+
+/// What went wrong with subsystems once the daemon's shutdown began,
+/// recorded by their `run` tasks, so that the exit code and the report say
+/// it however the shutdown ended (a drain that reported, or a forced stop
+/// that did not wait for one).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct StopRecord {
+    /// Subsystems whose `run` returned an error or panicked after it was
+    /// cancelled for the shutdown: their cleanup failed. Name, then what
+    /// happened in words.
+    pub(crate) failed: Vec<(String, String)>,
+    /// Subsystems whose `run` was cut off (its task aborted) during the
+    /// shutdown, before it returned.
+    pub(crate) cut: Vec<String>,
 }
 
 impl fmt::Debug for DaemonShutdown {
@@ -141,7 +158,30 @@ impl DaemonShutdown {
             reason: Mutex::new(None),
             graceful_deadline: OnceLock::new(),
             requests: OnceLock::new(),
+            stopping: Mutex::new(StopRecord::default()),
         })
+    }
+
+    /// Records that subsystem `name`'s cleanup failed: its `run` returned
+    /// `what` (an error or a panic) after the shutdown began.
+    pub(crate) fn record_failed_cleanup(&self, name: &str, what: String) {
+        crate::lock::lock(&self.stopping)
+            .failed
+            .push((name.to_owned(), what));
+    }
+
+    /// Records that subsystem `name`'s `run` was aborted during the
+    /// shutdown.
+    pub(crate) fn record_cut(&self, name: &str) {
+        let mut record = crate::lock::lock(&self.stopping);
+        if !record.cut.iter().any(|cut| cut == name) {
+            record.cut.push(name.to_owned());
+        }
+    }
+
+    /// What was recorded while stopping.
+    pub(crate) fn stop_record(&self) -> StopRecord {
+        crate::lock::lock(&self.stopping).clone()
     }
 
     /// Routes shutdown requests to `sink` (set once, by the daemon).

@@ -17,11 +17,17 @@
 //! | SIGTERM, SIGQUIT | starts the graceful shutdown |
 //! | SIGINT | the same; a second SIGINT during shutdown forces it |
 //! | SIGHUP | a reload: logged and sent to reload subscribers; never stops the daemon |
-//! | SIGUSR1, SIGUSR2 | runs the handler given to [`SignalConfig::on_sigusr1`] / [`on_sigusr2`](SignalConfig::on_sigusr2) |
+//! | SIGUSR1, SIGUSR2 | runs the handler given to [`SignalConfig::on_sigusr1`] / [`on_sigusr2`](SignalConfig::on_sigusr2); without one, logs the signal and ignores it |
 //!
-//! A signal turned off (or SIGUSR1/2 without a handler) is not touched:
-//! it keeps the process's default action, which for most of them is to
-//! terminate the process. Once a signal is handled it stays handled for
+//! A daemon does not die from a stray signal: SIGUSR1 and SIGUSR2, whose
+//! default action is to terminate the process (with no cleanup, and the
+//! PID file left behind), are caught even without a handler, logged at
+//! warn level and otherwise ignored.
+//!
+//! A signal turned off ([`SignalConfig::without_sigterm`] and the others,
+//! or every signal with [`SignalConfig::none`]) is not touched: it keeps
+//! the process's default action, which for most of them is to terminate
+//! the process. Once a signal is handled it stays handled for
 //! the life of the process (the Unix disposition is process-wide).
 //!
 //! A handler writes each signal's number into a pipe, then writes an
@@ -60,9 +66,9 @@ pub enum Signal {
     Quit,
     /// SIGHUP: reload.
     Hangup,
-    /// SIGUSR1: a user handler.
+    /// SIGUSR1: a user handler, or logged and ignored.
     User1,
-    /// SIGUSR2: a user handler.
+    /// SIGUSR2: a user handler, or logged and ignored.
     User2,
 }
 
@@ -129,8 +135,29 @@ pub struct SignalConfig {
     interrupt: bool,
     quit: bool,
     hangup: bool,
-    user1: Option<SignalHandler>,
-    user2: Option<SignalHandler>,
+    user1: UserSignal,
+    user2: UserSignal,
+}
+
+/// What the daemon does with SIGUSR1 or SIGUSR2.
+#[derive(Clone)]
+enum UserSignal {
+    /// Not touched: the process's default action (terminate) stays.
+    Untouched,
+    /// Caught, logged and otherwise ignored.
+    Logged,
+    /// Caught, and this handler runs.
+    Handler(SignalHandler),
+}
+
+impl UserSignal {
+    fn describe(&self) -> &'static str {
+        match self {
+            UserSignal::Untouched => "untouched",
+            UserSignal::Logged => "logged",
+            UserSignal::Handler(_) => "handler",
+        }
+    }
 }
 
 impl fmt::Debug for SignalConfig {
@@ -140,8 +167,8 @@ impl fmt::Debug for SignalConfig {
             .field("interrupt", &self.interrupt)
             .field("quit", &self.quit)
             .field("hangup", &self.hangup)
-            .field("user1", &self.user1.is_some())
-            .field("user2", &self.user2.is_some())
+            .field("user1", &self.user1.describe())
+            .field("user2", &self.user2.describe())
             .finish()
     }
 }
@@ -153,15 +180,16 @@ impl Default for SignalConfig {
 }
 
 impl SignalConfig {
-    /// SIGTERM, SIGINT, SIGQUIT and SIGHUP handled; SIGUSR1/2 left alone.
+    /// SIGTERM, SIGINT, SIGQUIT and SIGHUP handled; SIGUSR1/2 caught,
+    /// logged and ignored until a handler is given.
     pub fn new() -> Self {
         SignalConfig {
             terminate: true,
             interrupt: true,
             quit: true,
             hangup: true,
-            user1: None,
-            user2: None,
+            user1: UserSignal::Logged,
+            user2: UserSignal::Logged,
         }
     }
 
@@ -174,8 +202,8 @@ impl SignalConfig {
             interrupt: false,
             quit: false,
             hangup: false,
-            user1: None,
-            user2: None,
+            user1: UserSignal::Untouched,
+            user2: UserSignal::Untouched,
         }
     }
 
@@ -203,15 +231,27 @@ impl SignalConfig {
         self
     }
 
+    /// Leaves SIGUSR1 alone: its default action terminates the process.
+    pub fn without_sigusr1(mut self) -> Self {
+        self.user1 = UserSignal::Untouched;
+        self
+    }
+
+    /// Leaves SIGUSR2 alone: its default action terminates the process.
+    pub fn without_sigusr2(mut self) -> Self {
+        self.user2 = UserSignal::Untouched;
+        self
+    }
+
     /// Runs `handler` on every SIGUSR1.
     pub fn on_sigusr1(mut self, handler: impl Fn() + Send + Sync + 'static) -> Self {
-        self.user1 = Some(Arc::new(handler));
+        self.user1 = UserSignal::Handler(Arc::new(handler));
         self
     }
 
     /// Runs `handler` on every SIGUSR2.
     pub fn on_sigusr2(mut self, handler: impl Fn() + Send + Sync + 'static) -> Self {
-        self.user2 = Some(Arc::new(handler));
+        self.user2 = UserSignal::Handler(Arc::new(handler));
         self
     }
 
@@ -222,17 +262,21 @@ impl SignalConfig {
             Signal::Interrupt => self.interrupt,
             Signal::Quit => self.quit,
             Signal::Hangup => self.hangup,
-            Signal::User1 => self.user1.is_some(),
-            Signal::User2 => self.user2.is_some(),
+            Signal::User1 => !matches!(self.user1, UserSignal::Untouched),
+            Signal::User2 => !matches!(self.user2, UserSignal::Untouched),
         }
     }
 
-    /// The user handler for SIGUSR1 or SIGUSR2.
+    /// The user handler for SIGUSR1 or SIGUSR2, if one was given.
     pub(crate) fn user_handler(&self, signal: Signal) -> Option<&SignalHandler> {
-        match signal {
-            Signal::User1 => self.user1.as_ref(),
-            Signal::User2 => self.user2.as_ref(),
-            _ => None,
+        let slot = match signal {
+            Signal::User1 => &self.user1,
+            Signal::User2 => &self.user2,
+            _ => return None,
+        };
+        match slot {
+            UserSignal::Handler(handler) => Some(handler),
+            UserSignal::Untouched | UserSignal::Logged => None,
         }
     }
 }

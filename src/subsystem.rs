@@ -158,12 +158,33 @@ impl Actor for SubsystemActor {
         let body = CatchUnwind::new(self.subsystem.run(handle));
         let me = ctx.actor_ref().clone();
         let daemon = self.daemon.clone();
+        let name = self.subsystem.name().to_owned();
+        let cut = CutDuringShutdown {
+            daemon: daemon.clone(),
+            name: Some(name.clone()),
+        };
         let task = async move {
+            let mut cut = cut;
             let ended = body.await;
-            if matches!(ended, Ok(Ok(()))) && daemon.is_shutting_down() {
-                // The daemon's drain stops this actor anyway, in its turn:
-                // a clean return because of the shutdown needs no report.
-                tracing::debug!("subsystem finished for the shutdown");
+            cut.name = None;
+            if daemon.is_shutting_down() {
+                // The daemon's drain stops this actor anyway, in its turn,
+                // and restarts nothing: a return because of the shutdown
+                // needs no report to the actor. A failed cleanup is
+                // recorded for the exit code instead.
+                match ended {
+                    Ok(Ok(())) => {
+                        tracing::debug!(subsystem = %name, "subsystem finished for the shutdown")
+                    }
+                    Ok(Err(err)) => {
+                        tracing::error!(subsystem = %name, %err, "subsystem failed while stopping");
+                        daemon.record_failed_cleanup(&name, format!("failed: {err}"));
+                    }
+                    Err(panic) => {
+                        tracing::error!(subsystem = %name, %panic, "subsystem panicked while stopping");
+                        daemon.record_failed_cleanup(&name, format!("panicked: {panic}"));
+                    }
+                }
                 return;
             }
             // The actor may be gone (aborted); then nobody is waiting.
@@ -205,6 +226,26 @@ impl Handler<RunEnded> for SubsystemActor {
                 tracing::error!(subsystem = %name, %panic, "subsystem panicked");
                 ctx.fail(format!("panicked: {panic}"));
             }
+        }
+    }
+}
+
+/// Held by a subsystem's `run` task until `run` returns. Dropped before
+/// that (the task was aborted) while the daemon shuts down, it records the
+/// subsystem as cut off. (An abort outside a shutdown is a supervisor
+/// ending one incarnation, which its own events report.)
+struct CutDuringShutdown {
+    daemon: Arc<DaemonShutdown>,
+    /// `None` once `run` has returned.
+    name: Option<String>,
+}
+
+impl Drop for CutDuringShutdown {
+    fn drop(&mut self) {
+        if let Some(name) = &self.name
+            && self.daemon.is_shutting_down()
+        {
+            self.daemon.record_cut(name);
         }
     }
 }

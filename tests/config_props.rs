@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use proc_daemon::config::Source;
+use proc_daemon::config::{
+    MAX_LOG_FILE_SIZE, MAX_LOG_FILES, MAX_MEMORY_POOL_SIZE, MAX_TIMEOUT_MS, MAX_WORKER_THREADS,
+    Source,
+};
 use proc_daemon::{Config, LogLevel};
 use proptest::prelude::*;
-
-/// Large values stay within TOML's signed 64-bit integers.
-const MAX_TOML_INT: u64 = i64::MAX as u64;
 
 fn path() -> impl Strategy<Value = Option<PathBuf>> {
     proptest::option::of("/[a-z0-9_.-]{1,12}(/[a-z0-9_. -]{1,12}){0,3}".prop_map(PathBuf::from))
@@ -23,15 +23,14 @@ prop_compose! {
         hot_reload in any::<bool>(),
         level in proptest::sample::select(LogLevel::ALL.to_vec()),
         flags in proptest::collection::vec(any::<bool>(), 9),
-        max_file_size in 1..=MAX_TOML_INT,
-        max_files in 1..=u32::MAX,
-        graceful in 1..=1_000_000_000_000u64,
-        force_extra in 0..=1_000_000_000u64,
-        kill_extra in 0..=1_000_000_000u64,
-        worker_threads in 0..=4096usize,
-        memory_pool_size in 0..=(1usize << 40),
-        metrics_interval in 1..=MAX_TOML_INT,
-        health_interval in 1..=MAX_TOML_INT,
+        max_file_size in 1..=MAX_LOG_FILE_SIZE,
+        max_files in 1..=MAX_LOG_FILES,
+        // Three stages in order, each within the bound.
+        stages in proptest::array::uniform3(1..=MAX_TIMEOUT_MS),
+        worker_threads in 0..=MAX_WORKER_THREADS,
+        memory_pool_size in 0..=MAX_MEMORY_POOL_SIZE,
+        metrics_interval in 1..=MAX_TIMEOUT_MS,
+        health_interval in 1..=MAX_TIMEOUT_MS,
     ) -> Config {
         let mut c = Config::default();
         c.name = name;
@@ -44,9 +43,11 @@ prop_compose! {
         c.logging.file = log_file;
         c.logging.max_file_size = max_file_size;
         c.logging.max_files = max_files;
-        c.shutdown.timeout_ms = graceful;
-        c.shutdown.force_timeout_ms = graceful + force_extra;
-        c.shutdown.kill_timeout_ms = graceful + force_extra + kill_extra;
+        let mut stages = stages;
+        stages.sort_unstable();
+        c.shutdown.timeout_ms = stages[0];
+        c.shutdown.force_timeout_ms = stages[1];
+        c.shutdown.kill_timeout_ms = stages[2];
         c.performance.worker_threads = worker_threads;
         c.performance.thread_pinning = flags[2];
         c.performance.memory_pool_size = memory_pool_size;

@@ -35,6 +35,8 @@ struct Daemon {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
+    /// Everything written to stderr so far (the daemon's logs).
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Daemon {
@@ -54,12 +56,22 @@ impl Daemon {
             .env("DAEMON_LOGGING_COLOR", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("start the scenario daemon");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -72,6 +84,7 @@ impl Daemon {
             child,
             lines,
             seen: Vec::new(),
+            stderr,
         };
         daemon.expect_line("ready", Duration::from_secs(20));
         daemon
@@ -137,6 +150,16 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The daemon's stderr so far.
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Whether stderr has `words` so far.
+    fn logged(&self, words: &str) -> bool {
+        self.stderr.lock().unwrap().contains(words)
     }
 
     fn saw(&self, line: &str) -> bool {
@@ -328,6 +351,93 @@ fn a_second_sigint_forces_the_shutdown() {
         !daemon.saw("cleanup done: sub-0"),
         "a forced stop waited for cleanup"
     );
+    // The report names what was cut, as the force timeout's does: both
+    // subsystems were in their cleanup.
+    let last = daemon.seen.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("\"sub-0\"") && last.contains("\"sub-1\""),
+        "the error names the subsystems it cut: {last}"
+    );
+}
+
+#[test]
+fn a_panic_in_cleanup_exits_4_and_names_the_subsystem() {
+    let mut daemon = Daemon::start(&["--subsystems", "1", "--panic-in-cleanup"], &[]);
+    daemon.signal(libc::SIGTERM);
+    let (code, _) = daemon.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        code, 4,
+        "a failed cleanup is not a clean exit: {:?}",
+        daemon.seen
+    );
+    assert!(daemon.saw("cleanup done: sub-0"), "{:?}", daemon.seen);
+    let last = daemon.seen.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("cleanup failed in `fragile`") && last.contains("fails on purpose"),
+        "the error names the subsystem and its panic: {last}"
+    );
+}
+
+#[test]
+fn sigusr1_and_sigusr2_without_handlers_are_logged_and_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_path = dir.path().join("usr.pid");
+    let mut daemon = Daemon::start(&["--pid-file", pid_path.to_str().unwrap()], &[]);
+    daemon.signal(libc::SIGUSR1);
+    daemon.signal(libc::SIGUSR2);
+    // Both are logged once the root actor has them; then the daemon is
+    // still running.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(daemon.logged("SIGUSR1 received with no handler set; ignored")
+        && daemon.logged("SIGUSR2 received with no handler set; ignored"))
+    {
+        assert!(Instant::now() < deadline, "not logged: {}", daemon.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        matches!(daemon.child.try_wait(), Ok(None)),
+        "a stray SIGUSR1/2 ended the daemon"
+    );
+    assert!(pid_path.exists());
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)).0, 0);
+    assert!(!pid_path.exists(), "the PID file outlived a clean exit");
+}
+
+#[test]
+fn a_symlink_at_the_pid_path_is_refused_and_its_target_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let to_victim = dir.path().join("to-victim.pid");
+    std::os::unix::fs::symlink(&victim, &to_victim).unwrap();
+    let dangling = dir.path().join("dangling.pid");
+    let target = dir.path().join("would-be-created");
+    std::os::unix::fs::symlink(&target, &dangling).unwrap();
+    for link in [&to_victim, &dangling] {
+        let output = Command::new(scenario_binary())
+            .arg("--pid-file")
+            .arg(link)
+            .env("DAEMON_LOGGING_COLOR", "false")
+            .stderr(Stdio::null())
+            .output()
+            .expect("run the daemon");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains(&link.display().to_string()) && stdout.contains("symbolic link"),
+            "{stdout}"
+        );
+        assert!(
+            std::fs::symlink_metadata(link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link itself was removed or replaced"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(!target.exists(), "the dangling link's target was created");
 }
 
 #[test]

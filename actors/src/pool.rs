@@ -171,15 +171,41 @@ struct Pool {
 
 static POOL: OnceLock<Pool> = OnceLock::new();
 
-/// The pool was already configured, or already used: its configuration is
-/// fixed for the life of the process.
+/// The largest pool [`install`] accepts: 1 GiB. The pool is allocated
+/// whole at start, so a mistyped size (`1e12`) would otherwise ask the
+/// allocator for a terabyte.
+pub const MAX_BYTES: usize = 1 << 30;
+
+/// Why [`install`] did not configure the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the message pool is already configured ({installed_bytes} bytes); it is set once per process, before the first message"
-)]
-pub struct AlreadyInstalled {
-    /// The size it has.
-    pub installed_bytes: usize,
+#[non_exhaustive]
+pub enum InstallError {
+    /// The pool was already configured, or already used: its
+    /// configuration is fixed for the life of the process.
+    #[error(
+        "the message pool is already configured ({installed_bytes} bytes); it is set once per process, before the first message"
+    )]
+    AlreadyInstalled {
+        /// The size it has.
+        installed_bytes: usize,
+    },
+    /// More than [`MAX_BYTES`] was asked for.
+    #[error(
+        "a message pool of {bytes} bytes is larger than the most allowed, {MAX_BYTES} bytes (1 GiB)"
+    )]
+    TooLarge {
+        /// The size asked for.
+        bytes: usize,
+    },
+    /// The allocator could not give the pool its memory. The pool stays
+    /// unconfigured, so a later `install` may try a smaller size.
+    #[error(
+        "could not allocate the message pool's {bytes} bytes: the allocator refused (out of memory, or a memory limit)"
+    )]
+    OutOfMemory {
+        /// The size asked for.
+        bytes: usize,
+    },
 }
 
 /// Configures the pool with `bytes` of pre-allocated blocks (0 turns it
@@ -188,24 +214,29 @@ pub struct AlreadyInstalled {
 ///
 /// # Errors
 ///
-/// [`AlreadyInstalled`] if the pool was already configured or used.
-pub fn install(bytes: usize) -> Result<(), AlreadyInstalled> {
-    let mut fresh = false;
-    let pool = POOL.get_or_init(|| {
-        fresh = true;
-        Pool::with_bytes(bytes)
-    });
-    if fresh {
-        Ok(())
-    } else {
-        Err(AlreadyInstalled {
-            installed_bytes: pool.installed_bytes,
-        })
+/// [`InstallError::AlreadyInstalled`] if the pool was already configured
+/// or used; [`InstallError::TooLarge`] above [`MAX_BYTES`];
+/// [`InstallError::OutOfMemory`] if the memory cannot be allocated (never
+/// an abort).
+pub fn install(bytes: usize) -> Result<(), InstallError> {
+    if bytes > MAX_BYTES {
+        return Err(InstallError::TooLarge { bytes });
     }
+    let already = |pool: &Pool| InstallError::AlreadyInstalled {
+        installed_bytes: pool.installed_bytes,
+    };
+    if let Some(pool) = POOL.get() {
+        return Err(already(pool));
+    }
+    let fresh = Pool::try_with_bytes(bytes).ok_or(InstallError::OutOfMemory { bytes })?;
+    // Another thread may have configured (or used) the pool meanwhile; then
+    // the fresh one, never handed out, is freed here.
+    POOL.set(fresh)
+        .map_err(|_unused| already(POOL.get().expect("set by the other thread")))
 }
 
 fn pool() -> &'static Pool {
-    POOL.get_or_init(|| Pool::with_bytes(0))
+    POOL.get_or_init(Pool::off)
 }
 
 /// How the pool has been used.
@@ -230,10 +261,22 @@ pub fn stats() -> PoolStats {
 }
 
 impl Pool {
-    fn with_bytes(bytes: usize) -> Pool {
+    /// The pool switched off: no classes, every allocation goes to the
+    /// global allocator.
+    fn off() -> Pool {
+        Pool {
+            classes: Vec::new(),
+            installed_bytes: 0,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// A pool of `bytes`; `None` if a slab cannot be allocated (the slabs
+    /// already allocated are freed by the partial pool's `Drop`).
+    fn try_with_bytes(bytes: usize) -> Option<Pool> {
         let per_class = bytes / CLASS_SIZES.len();
-        let mut classes = Vec::new();
-        let mut installed = 0;
+        let mut pool = Pool::off();
         for size in CLASS_SIZES {
             let blocks = per_class / size;
             if blocks == 0 {
@@ -244,9 +287,9 @@ impl Pool {
                 Layout::from_size_align(blocks * size, BLOCK_ALIGN).expect("a valid slab layout");
             // Freed only if the pool is dropped, which the process's pool
             // never is (see `Drop for Pool`).
-            let slab = allocate_with(slab_layout);
-            installed += blocks * size;
-            classes.push(Class {
+            let slab = try_allocate_with(slab_layout)?;
+            pool.installed_bytes += blocks * size;
+            pool.classes.push(Class {
                 layout,
                 recycled: ArrayQueue::new(blocks.min(RECYCLED_CAPACITY)),
                 spilled: SegQueue::new(),
@@ -255,12 +298,13 @@ impl Pool {
                 blocks,
             });
         }
-        Pool {
-            classes,
-            installed_bytes: installed,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
+        Some(pool)
+    }
+
+    /// A pool of `bytes`, for the unit tests.
+    #[cfg(test)]
+    fn with_bytes(bytes: usize) -> Pool {
+        Pool::try_with_bytes(bytes).expect("a test pool's memory")
     }
 
     fn class_for(&self, layout: Layout) -> Option<&Class> {
@@ -273,8 +317,11 @@ impl Pool {
     }
 }
 
-/// Only the unit tests' own pools are ever dropped: the process's pool is a
-/// static. They give every block back first.
+/// The process's pool is a static and is never dropped. What is dropped:
+/// the unit tests' own pools, which give every block back first; a pool
+/// whose construction failed part-way (its classes so far); and a pool
+/// built by an `install` that lost the race to configure the process's
+/// pool. The last two never handed a block out.
 impl Drop for Pool {
     fn drop(&mut self) {
         for class in &self.classes {
@@ -286,6 +333,15 @@ impl Drop for Pool {
             unsafe { dealloc(class.slab_start.as_ptr(), layout) };
         }
     }
+}
+
+/// Allocates `layout` from the global allocator; `None` when it refuses.
+fn try_allocate_with(layout: Layout) -> Option<NonNull<u8>> {
+    if layout.size() == 0 {
+        return Some(allocate_with(layout));
+    }
+    // SAFETY: `layout` has a non-zero size (checked above).
+    NonNull::new(unsafe { alloc(layout) })
 }
 
 /// Allocates `layout` from the global allocator; a zero-sized layout gets a
@@ -429,6 +485,16 @@ impl<T> Drop for PoolBox<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_above_the_bound_is_refused_before_anything_is_allocated() {
+        let bytes = MAX_BYTES + 1;
+        assert_eq!(install(bytes), Err(InstallError::TooLarge { bytes }));
+        assert_eq!(
+            install(usize::MAX),
+            Err(InstallError::TooLarge { bytes: usize::MAX })
+        );
+    }
 
     #[test]
     fn pool_boxes_of_every_class_and_beyond_round_trip() {

@@ -32,7 +32,26 @@ pub(super) fn apply(
     vars.sort();
     let mut seen: Vec<Option<String>> = vec![None; FIELDS.len()];
     for (name, value) in vars {
-        let Some(name) = name.to_str() else { continue };
+        let Some(name) = name.to_str() else {
+            if std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str())
+                .starts_with(prefix.as_bytes())
+            {
+                // It has the prefix, so it was meant for the daemon; but no
+                // key's variable has a name that is not UTF-8.
+                let lossy = name.to_string_lossy().into_owned();
+                return Err(config_error(
+                    Some(&lossy),
+                    value.to_str().map(|v| format!("{v:?}")),
+                    Some(Source::Env { var: lossy.clone() }),
+                    ConfigProblem::Invalid {
+                        reason: format!(
+                            "the variable's name is not valid UTF-8, so it names no key; every {prefix}* variable must name one"
+                        ),
+                    },
+                ));
+            }
+            continue;
+        };
         if !name.starts_with(prefix) {
             continue;
         }

@@ -11,15 +11,15 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::Config;
 use super::schema::{self, FIELDS, SECTIONS, ValueError, describe_toml, render_toml};
 use super::source::Source;
+use super::{Config, MAX_CONFIG_FILE_BYTES};
 use crate::error::{ConfigProblem, Error, Result, config_error};
 
 /// Reads the file at `path` and applies its keys to `config`.
 pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) -> Result<()> {
     let bytes =
-        std::fs::read(path).map_err(|e| Error::io("read config file", Some(path.into()), e))?;
+        read_bounded(path).map_err(|e| Error::io("read config file", Some(path.into()), e))?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => {
@@ -39,6 +39,54 @@ pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) ->
         }
     };
     apply_str(config, sources, path, &text)
+}
+
+/// Reads the whole file at `path`, which must be a regular file (a symlink
+/// to one is fine) of at most [`MAX_CONFIG_FILE_BYTES`].
+///
+/// Opened with `O_NONBLOCK`, so that a FIFO given by mistake is refused
+/// at once instead of blocking the start until a writer comes; the type
+/// is checked on the opened descriptor, so a file swapped after a check
+/// by path cannot slip past. The read stops one byte past the bound, so a
+/// file that grows while it is read (or `/dev/zero` behind a symlink,
+/// which the type check already refuses) never takes more memory than
+/// that.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {what}; a config file must be a regular file"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "it is larger than {MAX_CONFIG_FILE_BYTES} bytes, the most a config file may have"
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Applies the TOML document `text`, read from `path`, to `config`.

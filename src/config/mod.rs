@@ -28,8 +28,17 @@
 //! 4. the builder's setters.
 //!
 //! The force and kill timeouts, when no layer sets them, are derived from the
-//! graceful timeout (×1.5 and ×2), so raising `timeout_ms` alone keeps the
-//! three stages in order.
+//! graceful timeout (×1.5 and ×2, capped at [`MAX_TIMEOUT_MS`]), so raising
+//! `timeout_ms` alone keeps the three stages in order.
+//!
+//! # Bounds
+//!
+//! Every number and string has an upper bound, checked with the other
+//! rules: timeouts and intervals at most [`MAX_TIMEOUT_MS`] (24 h),
+//! [`MAX_WORKER_THREADS`], [`MAX_MEMORY_POOL_SIZE`], [`MAX_NAME_BYTES`],
+//! [`MAX_PATH_BYTES`], [`MAX_LOG_FILE_SIZE`] and [`MAX_LOG_FILES`]. A file
+//! must be a regular file (a symlink to one is fine) of at most
+//! [`MAX_CONFIG_FILE_BYTES`].
 //!
 //! # Errors, never silent defaults
 //!
@@ -265,14 +274,57 @@ pub struct Config {
 /// The default graceful shutdown timeout, in milliseconds.
 const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 30_000;
 
-/// The force timeout that follows a graceful timeout nobody overrode.
+/// The longest any timeout or interval may be: 24 hours, in milliseconds.
+///
+/// Applies to `shutdown.timeout_ms`, `shutdown.force_timeout_ms`,
+/// `shutdown.kill_timeout_ms`, `monitoring.metrics_interval_ms` and
+/// `monitoring.health_check_interval_ms`. A shutdown that may take longer
+/// than a day is a shutdown that never ends: without a bound,
+/// `u64::MAX` milliseconds switched every deadline off.
+pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The most executor workers `performance.worker_threads` may ask for.
+///
+/// Each worker is a thread with its own reactor (a few file descriptors);
+/// past a few hundred, more workers than CPUs only add context switches.
+/// The bound keeps a typo (`100000`) from ending in "Too many open files".
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// The largest `performance.memory_pool_size`: 1 GiB, allocated at start.
+pub const MAX_MEMORY_POOL_SIZE: usize = proc_daemon_actors::pool::MAX_BYTES;
+
+/// The longest `name`, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// The longest path a key may hold (`pid_file`, `work_dir`,
+/// `logging.file`), in bytes: Linux's `PATH_MAX` less its terminating NUL.
+pub const MAX_PATH_BYTES: usize = 4095;
+
+/// The largest `logging.max_file_size`: 1 TiB.
+pub const MAX_LOG_FILE_SIZE: u64 = 1 << 40;
+
+/// The most rotated log files `logging.max_files` may keep.
+pub const MAX_LOG_FILES: u32 = 10_000;
+
+/// The largest configuration file read, in bytes (1 MiB). A daemon's file
+/// is a few hundred bytes; anything near this is a mistake, and reading it
+/// whole (a `/dev/zero` given as the config) would exhaust memory.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The force timeout that follows a graceful timeout nobody overrode:
+/// ×1.5, never past [`MAX_TIMEOUT_MS`].
 pub(crate) fn derived_force_timeout(graceful_ms: u64) -> u64 {
-    graceful_ms.saturating_add(graceful_ms / 2)
+    graceful_ms
+        .saturating_add(graceful_ms / 2)
+        .min(MAX_TIMEOUT_MS.max(graceful_ms))
 }
 
-/// The kill timeout that follows a graceful timeout nobody overrode.
+/// The kill timeout that follows a graceful timeout nobody overrode: ×2,
+/// never past [`MAX_TIMEOUT_MS`].
 pub(crate) fn derived_kill_timeout(graceful_ms: u64) -> u64 {
-    graceful_ms.saturating_mul(2)
+    graceful_ms
+        .saturating_mul(2)
+        .min(MAX_TIMEOUT_MS.max(graceful_ms))
 }
 
 impl Default for Config {

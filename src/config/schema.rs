@@ -140,8 +140,12 @@ macro_rules! unsigned_value {
                 let wide: u128 = trimmed
                     .parse()
                     .map_err(|_| ValueError::WrongType(format!("{raw:?}")))?;
-                <$ty>::try_from(wide)
-                    .map_err(|_| ValueError::Invalid(format!("must be at most {}", <$ty>::MAX)))
+                <$ty>::try_from(wide).map_err(|_| {
+                    ValueError::Invalid(format!(
+                        "is too large: it does not fit in {} bits (each key's own, lower bound is in docs/configuration.md)",
+                        <$ty>::BITS
+                    ))
+                })
             }
 
             #[cfg(feature = "toml")]
@@ -154,8 +158,12 @@ macro_rules! unsigned_value {
                 if wide < 0 {
                     return Err(ValueError::Invalid("must not be negative".to_owned()));
                 }
-                <$ty>::try_from(wide)
-                    .map_err(|_| ValueError::Invalid(format!("must be at most {}", <$ty>::MAX)))
+                <$ty>::try_from(wide).map_err(|_| {
+                    ValueError::Invalid(format!(
+                        "is too large: it does not fit in {} bits (each key's own, lower bound is in docs/configuration.md)",
+                        <$ty>::BITS
+                    ))
+                })
             }
 
             #[cfg(feature = "toml")]

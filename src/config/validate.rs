@@ -7,9 +7,12 @@
 //! skipped it when loading, and an env override could produce an invalid
 //! configuration.
 
-use super::Config;
 use super::schema::{FIELDS, index_of};
 use super::source::Source;
+use super::{
+    Config, MAX_LOG_FILE_SIZE, MAX_LOG_FILES, MAX_MEMORY_POOL_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES,
+    MAX_TIMEOUT_MS, MAX_WORKER_THREADS,
+};
 use crate::error::{ConfigProblem, Result, config_error};
 
 /// Checks `config`; `sources[i]` is the source of `FIELDS[i]`.
@@ -32,6 +35,35 @@ pub(crate) fn validate(config: &Config, sources: &[Source]) -> Result<()> {
     if config.name.chars().any(char::is_control) {
         return Err(invalid("name", "must not contain control characters"));
     }
+    if config.name.len() > MAX_NAME_BYTES {
+        return Err(invalid(
+            "name",
+            &format!(
+                "is {} bytes long; the most is {MAX_NAME_BYTES}",
+                config.name.len()
+            ),
+        ));
+    }
+    for (key, path) in [
+        ("pid_file", &config.pid_file),
+        ("work_dir", &config.work_dir),
+        ("logging.file", &config.logging.file),
+    ] {
+        let Some(path) = path else { continue };
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+        if bytes.contains(&0) {
+            return Err(invalid(key, "must not contain a NUL byte"));
+        }
+        if bytes.len() > MAX_PATH_BYTES {
+            return Err(invalid(
+                key,
+                &format!(
+                    "is {} bytes long; a path may have at most {MAX_PATH_BYTES}",
+                    bytes.len()
+                ),
+            ));
+        }
+    }
 
     let shutdown = &config.shutdown;
     let monitoring = &config.monitoring;
@@ -51,6 +83,26 @@ pub(crate) fn validate(config: &Config, sources: &[Source]) -> Result<()> {
         if value == 0 {
             return Err(invalid(key, "must be greater than 0"));
         }
+        if value > MAX_TIMEOUT_MS {
+            return Err(invalid(
+                key,
+                &format!("must be at most {MAX_TIMEOUT_MS} (24 hours)"),
+            ));
+        }
+    }
+
+    let performance = &config.performance;
+    if performance.worker_threads > MAX_WORKER_THREADS {
+        return Err(invalid(
+            "performance.worker_threads",
+            &format!("must be at most {MAX_WORKER_THREADS} (0 means one worker per allowed CPU)"),
+        ));
+    }
+    if performance.memory_pool_size > MAX_MEMORY_POOL_SIZE {
+        return Err(invalid(
+            "performance.memory_pool_size",
+            &format!("must be at most {MAX_MEMORY_POOL_SIZE} bytes (1 GiB); 0 turns the pool off"),
+        ));
     }
 
     let not_longer = |earlier: (&str, u64), later: (&str, u64), reason: &str| {
@@ -87,8 +139,20 @@ pub(crate) fn validate(config: &Config, sources: &[Source]) -> Result<()> {
             "must be greater than 0 bytes",
         ));
     }
+    if config.logging.max_file_size > MAX_LOG_FILE_SIZE {
+        return Err(invalid(
+            "logging.max_file_size",
+            &format!("must be at most {MAX_LOG_FILE_SIZE} bytes (1 TiB)"),
+        ));
+    }
     if config.logging.max_files == 0 {
         return Err(invalid("logging.max_files", "must be at least 1"));
+    }
+    if config.logging.max_files > MAX_LOG_FILES {
+        return Err(invalid(
+            "logging.max_files",
+            &format!("must be at most {MAX_LOG_FILES}"),
+        ));
     }
     Ok(())
 }
