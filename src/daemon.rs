@@ -134,7 +134,7 @@ fn describe_failed_cleanups(failures: &[(String, String)]) -> String {
 const CONTROL_WORKER: usize = 0;
 
 /// How many subsystem events the daemon's ring keeps for
-/// [`Daemon::events`] polling before it counts drops.
+/// [`SubsystemManager::try_next_event`] polling before it counts drops.
 pub const EVENT_RING_CAPACITY: usize = 1024;
 
 /// Builds a [`Daemon`]: `Daemon::builder(config)`.

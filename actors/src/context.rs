@@ -143,14 +143,14 @@ impl<A: Actor> Context<A> {
 
     /// Stops the actor for good once the current message is handled: it
     /// closes its mailbox, handles what was already queued, runs `stopped`
-    /// with [`StopReason::Requested`](crate::StopReason::Requested), and
+    /// with [`StopReason::Requested`], and
     /// ends. A supervisor does not restart it.
     pub fn stop(&mut self) {
         self.end = Some(EndRequest::Stop);
     }
 
     /// Ends this incarnation cleanly once the current message is handled
-    /// ([`StopReason::Completed`](crate::StopReason::Completed)). The
+    /// ([`StopReason::Completed`]). The
     /// mailbox stays open: a supervisor restarts the actor if its policy
     /// is `Always`, and stops it for good otherwise.
     pub fn complete(&mut self) {
@@ -158,7 +158,7 @@ impl<A: Actor> Context<A> {
     }
 
     /// Ends this incarnation as a failure once the current message is
-    /// handled ([`StopReason::Failed`](crate::StopReason::Failed)), as a
+    /// handled ([`StopReason::Failed`]), as a
     /// panic would, without panicking. A supervisor applies its restart
     /// policy.
     pub fn fail(&mut self, error: impl Into<String>) {

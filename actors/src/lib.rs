@@ -45,14 +45,20 @@
 //!   verified with loom (`loom-tests/`) and Miri.
 //! - [`executor`]: the worker pool every actor runs on, pinned in NUMA
 //!   order from [`executor::topology`].
+//! - [`cancel`]: a one-shot, wake-all cancellation flag (a daemon's
+//!   shutdown signal).
+//! - [`pool`]: pre-allocated memory for messages.
 //!
 //! It is being built issue by issue; the README's feature table says what
 //! exists.
 //!
-//! The lock-free code reaches atomics, cells and threads only through
-//! `loom.rs`, a std/loom shim, so that `RUSTFLAGS="--cfg loom"` model-checks
-//! the code that ships. Everything that needs tokio is left out of loom
-//! builds.
+//! The lock-free code reaches atomics, cells, mutexes and threads only
+//! through `loom.rs`, a std/loom shim, so that `RUSTFLAGS="--cfg loom"`
+//! model-checks the code that ships: the mailboxes, the [`cancel`] token,
+//! the message [`pool`] and the executor's task state word
+//! (`executor::task_state`). Everything that needs tokio is left out of
+//! loom builds. docs/architecture.md ("Verification") lists what loom and
+//! Miri cover.
 
 #[cfg(not(loom))]
 pub mod actor;
@@ -83,7 +89,6 @@ pub(crate) mod loom;
 pub mod mailbox;
 #[cfg(not(loom))]
 pub mod message;
-#[cfg(not(loom))]
 pub mod pool;
 #[cfg(not(loom))]
 pub mod registry;

@@ -22,7 +22,7 @@
 pub(crate) use loom::{
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence},
+        atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence},
     },
     thread,
 };
@@ -32,7 +32,7 @@ pub(crate) use std::{
     hint,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering},
     },
     thread,
 };

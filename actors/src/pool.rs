@@ -79,8 +79,10 @@
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ptr::NonNull;
+#[cfg(not(loom))]
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::loom::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
@@ -100,6 +102,7 @@ struct Block(NonNull<u8>);
 // thread affinity; sending it to another thread moves that ownership.
 unsafe impl Send for Block {}
 
+#[derive(Debug)]
 struct Class {
     layout: Layout,
     /// Blocks given back, up to [`RECYCLED_CAPACITY`].
@@ -162,6 +165,7 @@ impl Class {
 }
 
 /// The process's pool. `classes` is empty when the pool is off.
+#[derive(Debug)]
 struct Pool {
     classes: Vec<Class>,
     installed_bytes: usize,
@@ -169,6 +173,7 @@ struct Pool {
     misses: AtomicU64,
 }
 
+#[cfg(not(loom))]
 static POOL: OnceLock<Pool> = OnceLock::new();
 
 /// The largest pool [`install`] accepts: 1 GiB. The pool is allocated
@@ -218,6 +223,7 @@ pub enum InstallError {
 /// or used; [`InstallError::TooLarge`] above [`MAX_BYTES`];
 /// [`InstallError::OutOfMemory`] if the memory cannot be allocated (never
 /// an abort).
+#[cfg(not(loom))]
 pub fn install(bytes: usize) -> Result<(), InstallError> {
     if bytes > MAX_BYTES {
         return Err(InstallError::TooLarge { bytes });
@@ -235,6 +241,7 @@ pub fn install(bytes: usize) -> Result<(), InstallError> {
         .map_err(|_unused| already(POOL.get().expect("set by the other thread")))
 }
 
+#[cfg(not(loom))]
 fn pool() -> &'static Pool {
     POOL.get_or_init(Pool::off)
 }
@@ -251,6 +258,7 @@ pub struct PoolStats {
 }
 
 /// The pool's configuration and counters.
+#[cfg(not(loom))]
 pub fn stats() -> PoolStats {
     let pool = pool();
     PoolStats {
@@ -302,7 +310,7 @@ impl Pool {
     }
 
     /// A pool of `bytes`, for the unit tests.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn with_bytes(bytes: usize) -> Pool {
         Pool::try_with_bytes(bytes).expect("a test pool's memory")
     }
@@ -357,26 +365,56 @@ fn allocate_with(layout: Layout) -> NonNull<u8> {
     NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
 }
 
-/// Allocates memory for a value of `layout`; see the module docs for where
-/// it comes from. Free it with [`free`] and the same layout.
+impl Pool {
+    /// Allocates memory for a value of `layout` from this pool; see the
+    /// module docs for where it comes from.
+    fn allocate(&self, layout: Layout) -> NonNull<u8> {
+        if layout.size() == 0 {
+            return allocate_with(layout);
+        }
+        match self.class_for(layout) {
+            Some(class) => match class.take() {
+                Some(block) => {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    block
+                }
+                None => {
+                    self.misses.fetch_add(1, Ordering::Relaxed);
+                    allocate_with(class.layout)
+                }
+            },
+            None => allocate_with(layout),
+        }
+    }
+
+    /// Frees memory from [`Pool::allocate`].
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from this pool's `allocate` with this `layout`, nothing
+    /// else frees it, and nothing uses it afterwards.
+    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() == 0 {
+            return;
+        }
+        match self.class_for(layout) {
+            Some(class) if class.slab().contains(&ptr.as_ptr().addr()) => class.give_back(ptr),
+            // SAFETY: a block of a class from outside its slab is a miss,
+            // which `allocate` took from the global allocator with the
+            // class's layout; the caller gives up `ptr`.
+            Some(class) => unsafe { dealloc(ptr.as_ptr(), class.layout) },
+            // SAFETY: outside every class, `allocate` used the global
+            // allocator with this very layout; the caller gives up `ptr`.
+            None => unsafe { dealloc(ptr.as_ptr(), layout) },
+        }
+    }
+}
+
+/// Allocates memory for a value of `layout` from the process's pool. Free
+/// it with [`free`] and the same layout.
+#[cfg(not(loom))]
 pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
-    let pool = pool();
-    if layout.size() == 0 {
-        return allocate_with(layout);
-    }
-    match pool.class_for(layout) {
-        Some(class) => match class.take() {
-            Some(block) => {
-                pool.hits.fetch_add(1, Ordering::Relaxed);
-                block
-            }
-            None => {
-                pool.misses.fetch_add(1, Ordering::Relaxed);
-                allocate_with(class.layout)
-            }
-        },
-        None => allocate_with(layout),
-    }
+    pool().allocate(layout)
 }
 
 /// Frees memory from [`allocate`].
@@ -386,32 +424,74 @@ pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
 /// `ptr` came from [`allocate`] with this `layout`, nothing else frees it,
 /// and nothing uses it afterwards. (Any value in it must already be
 /// dropped or moved out.)
+#[cfg(not(loom))]
 pub(crate) unsafe fn free(ptr: NonNull<u8>, layout: Layout) {
-    if layout.size() == 0 {
-        return;
+    // SAFETY: the caller's guarantees are `Pool::free`'s, for the process's
+    // pool, which `allocate` used.
+    unsafe { pool().free(ptr, layout) }
+}
+
+/// One private pool, for the loom models (`loom-tests/tests/pool.rs`):
+/// the process's pool is a static, and loom needs its objects created
+/// inside each model run.
+#[cfg(loom)]
+#[derive(Debug)]
+pub struct ModelPool(Pool);
+
+#[cfg(loom)]
+impl ModelPool {
+    /// A pool of `bytes`, split between the classes as the process's is.
+    pub fn new(bytes: usize) -> Self {
+        ModelPool(Pool::try_with_bytes(bytes).expect("a model pool's memory"))
     }
-    let pool = pool();
-    match pool.class_for(layout) {
-        Some(class) if class.slab().contains(&ptr.as_ptr().addr()) => class.give_back(ptr),
-        // SAFETY: a block of a class from outside its slab is a miss, which
-        // `allocate` took from the global allocator with the class's
-        // layout; the caller gives up `ptr`.
-        Some(class) => unsafe { dealloc(ptr.as_ptr(), class.layout) },
-        // SAFETY: outside every class, `allocate` used the global allocator
-        // with this very layout; the caller gives up `ptr`.
-        None => unsafe { dealloc(ptr.as_ptr(), layout) },
+
+    /// [`allocate`], from this pool.
+    pub fn allocate(&self, layout: Layout) -> NonNull<u8> {
+        self.0.allocate(layout)
+    }
+
+    /// [`free`], to this pool.
+    ///
+    /// # Safety
+    ///
+    /// As for `free`: `ptr` came from this pool's `allocate` with this
+    /// `layout`, and nothing uses it afterwards.
+    pub unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees.
+        unsafe { self.0.free(ptr, layout) }
+    }
+
+    /// Allocations served from a free block, and those that fell back to
+    /// the allocator.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.0.hits.load(Ordering::SeqCst),
+            self.0.misses.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Whether `ptr` is a block of one of the pool's slabs.
+    pub fn owns(&self, ptr: NonNull<u8>) -> bool {
+        let addr = ptr.as_ptr().addr();
+        self.0
+            .classes
+            .iter()
+            .any(|class| class.slab().contains(&addr))
     }
 }
 
 /// A value of type `T` in pool memory: a `Box` whose allocation comes from
 /// the pool. Only the message path uses it, through [`crate::message`].
+#[cfg(not(loom))]
 pub(crate) struct PoolBox<T> {
     ptr: NonNull<T>,
 }
 
 // SAFETY: a `PoolBox<T>` owns its `T` exclusively, as a `Box<T>` does.
+#[cfg(not(loom))]
 unsafe impl<T: Send> Send for PoolBox<T> {}
 
+#[cfg(not(loom))]
 impl<T> PoolBox<T> {
     /// Moves `value` into pool memory.
     pub(crate) fn new(value: T) -> Self {
@@ -455,6 +535,7 @@ impl<T> PoolBox<T> {
     }
 }
 
+#[cfg(not(loom))]
 impl<T> std::ops::Deref for PoolBox<T> {
     type Target = T;
     fn deref(&self) -> &T {
@@ -463,6 +544,7 @@ impl<T> std::ops::Deref for PoolBox<T> {
     }
 }
 
+#[cfg(not(loom))]
 impl<T> std::ops::DerefMut for PoolBox<T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
@@ -470,6 +552,7 @@ impl<T> std::ops::DerefMut for PoolBox<T> {
     }
 }
 
+#[cfg(not(loom))]
 impl<T> Drop for PoolBox<T> {
     fn drop(&mut self) {
         // SAFETY: the box owns an initialised `T`; it is dropped once here,
@@ -482,7 +565,7 @@ impl<T> Drop for PoolBox<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -499,7 +582,9 @@ mod tests {
     #[test]
     fn pool_boxes_of_every_class_and_beyond_round_trip() {
         let _ = install(64 * 1024);
-        let small = PoolBox::new([1u8; 10]);
+        let mut small = PoolBox::new([1u8; 10]);
+        small[0] = 9;
+        assert_eq!(small[0], 9, "written through DerefMut");
         let mid = PoolBox::new([2u64; 20]);
         let big = PoolBox::new([3u64; 100]);
         let zero = PoolBox::new(());
@@ -630,7 +715,47 @@ mod tests {
                 });
             }
         });
-        assert_eq!(pool.classes[0].recycled.len(), 8, "every block came back");
+        // Every block that was handed out came back. (All eight are handed
+        // out only if the threads held eight at once at some point, which
+        // the schedule decides: under Miri's 20 rounds it may not happen.)
+        let class = &pool.classes[0];
+        let handed_out = class.never_used.load(Ordering::Relaxed).min(class.blocks);
+        assert_eq!(
+            class.recycled.len() + class.spilled.len(),
+            handed_out,
+            "every block handed out came back"
+        );
+    }
+
+    #[test]
+    fn a_private_pool_counts_hits_and_misses_and_frees_each_where_it_came_from() {
+        // 256 bytes: one 64-byte block, and no other class.
+        let pool = Pool::with_bytes(4 * 64);
+        let small = Layout::from_size_align(48, 8).unwrap();
+        let big = Layout::from_size_align(1000, 8).unwrap();
+        let blocks: Vec<NonNull<u8>> = (0..3).map(|_| pool.allocate(small)).collect();
+        let outside = pool.allocate(big);
+        let zero = pool.allocate(Layout::new::<()>());
+        assert_eq!(pool.hits.load(Ordering::Relaxed), 1);
+        assert_eq!(pool.misses.load(Ordering::Relaxed), 2);
+        let in_slab = |block: &NonNull<u8>| pool.classes[0].slab().contains(&block.as_ptr().addr());
+        assert_eq!(blocks.iter().filter(|b| in_slab(b)).count(), 1);
+        for block in &blocks {
+            // SAFETY: each block is 48 writable bytes this test owns.
+            unsafe { block.as_ptr().write_bytes(0xAB, 48) };
+        }
+        // SAFETY: each pointer came from this pool's `allocate` with the
+        // layout given here, and is freed once. The slab's block goes back
+        // to its class, the misses and the large one to the allocator
+        // (Miri reports a wrong layout or a leak).
+        unsafe {
+            for block in blocks {
+                pool.free(block, small);
+            }
+            pool.free(outside, big);
+            pool.free(zero, Layout::new::<()>());
+        }
+        assert_eq!(pool.classes[0].recycled.len(), 1);
     }
 
     #[test]

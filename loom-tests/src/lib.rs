@@ -11,3 +11,13 @@
 //! Under `--cfg loom` the actors crate routes its atomics, cells and threads
 //! through loom (a shim like tokio's `src/loom`), so the models check the very
 //! algorithm that ships.
+//!
+//! | file | what it models |
+//! |---|---|
+//! | `tests/mailbox.rs` | the lock-free mailboxes |
+//! | `tests/task_state.rs` | a task's state word and its joiner's waker |
+//! | `tests/cancel.rs` | the cancel token behind every shutdown signal |
+//! | `tests/pool.rs` | the message pool's hand-out and recycle paths |
+//!
+//! docs/architecture.md ("Verification") says what each covers and what it
+//! does not.

@@ -292,7 +292,7 @@ impl JoinError {
 }
 
 /// The text of a panic payload (`panic!` gives a `&str` or a `String`;
-/// anything else reads as "Box<dyn Any>").
+/// anything else reads as "`Box<dyn Any>`").
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_owned()

@@ -30,7 +30,6 @@
 //! the watcher itself is the stuck one. The caller's own deadline covers
 //! both: a daemon's kill stage ends the process.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,6 +37,10 @@ use tokio::sync::Notify;
 
 use super::ABORT_GRACE;
 use crate::lock::lock;
+// Through the shim like every atomic of the crate. There is no loom model
+// of this file: its waits are on tokio's `Notify` and timer, which do not
+// build under `--cfg loom` (see docs/architecture.md, "Verification").
+use crate::loom::{AtomicBool, AtomicUsize, Ordering};
 
 /// No worker watches: the shutdown was begun from outside the executor.
 const NO_WATCHER: usize = usize::MAX;

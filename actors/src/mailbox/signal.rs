@@ -254,3 +254,20 @@ impl Drop for SendWaiters {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_list_dropped_with_senders_on_it_frees_every_node() {
+        let waiters = SendWaiters::new();
+        let registered: Vec<Arc<Waiter>> =
+            (0..3).map(|_| waiters.register(Waker::noop())).collect();
+        assert!(registered.iter().all(|w| Arc::strong_count(w) == 2));
+        drop(waiters);
+        // The list's references are gone with its nodes (Miri reports a
+        // leaked or doubly freed node).
+        assert!(registered.iter().all(|w| Arc::strong_count(w) == 1));
+    }
+}
