@@ -62,16 +62,7 @@
 //!
 //! # Exit codes
 //!
-//! | code | meaning |
-//! |---|---|
-//! | 0 ([`EXIT_CLEAN`]) | everything stopped within its timeout |
-//! | 1 ([`EXIT_FAILURE`]) | the supervision tree gave up (a restart storm escalated to the root), or the daemon could not start |
-//! | 2 ([`EXIT_FORCED`]) | the shutdown was forced: a second SIGINT, or something was aborted at the force timeout |
-//! | 3 ([`EXIT_KILLED`]) | the kill timeout was reached; the process exited with work still running (killed by SIGKILL instead if its realtime signal could not be delivered) |
-//! | 4 ([`EXIT_CLEANUP_FAILED`]) | everything stopped in time, but a subsystem's cleanup failed: its `run` returned an error or panicked after the shutdown began (each one is logged with its name) |
-//!
-//! When more than one applies, the lowest non-zero code wins: a forced
-//! stop whose cleanups also failed exits 2, and its error lists both.
+//! The codes are in [`crate::exit`] (re-exported here).
 //!
 //! [`Daemon::run`] returns `Ok` only for a clean stop; a failure or a
 //! forced stop is an `Err` whose [`Error::exit_code`] is the code above.
@@ -103,17 +94,7 @@ use crate::signal::{self, Signal, SignalConfig};
 use crate::subsystem::{FnSubsystem, Subsystem, SubsystemActor, SubsystemManager};
 use crate::{Config, Error, RestartPolicy, Result};
 
-/// Exit code: a clean stop.
-pub const EXIT_CLEAN: i32 = 0;
-/// Exit code: the supervision tree failed, or the daemon could not start.
-pub const EXIT_FAILURE: i32 = 1;
-/// Exit code: the shutdown was forced.
-pub const EXIT_FORCED: i32 = 2;
-/// Exit code: the kill timeout was reached.
-pub const EXIT_KILLED: i32 = 3;
-/// Exit code: everything stopped in time, but a subsystem's cleanup failed:
-/// its `run` returned an error or panicked after the shutdown began.
-pub const EXIT_CLEANUP_FAILED: i32 = 4;
+pub use crate::exit::{EXIT_CLEAN, EXIT_CLEANUP_FAILED, EXIT_FAILURE, EXIT_FORCED, EXIT_KILLED};
 
 /// `; cleanup failed: a (panicked: boom)`, or nothing.
 fn describe_failed_cleanups(failures: &[(String, String)]) -> String {
@@ -133,9 +114,7 @@ fn describe_failed_cleanups(failures: &[(String, String)]) -> String {
 /// with no cross-thread wake-up on the way out.
 const CONTROL_WORKER: usize = 0;
 
-/// How many subsystem events the daemon's ring keeps for
-/// [`SubsystemManager::try_next_event`] polling before it counts drops.
-pub const EVENT_RING_CAPACITY: usize = 1024;
+pub use crate::subsystem::EVENT_RING_CAPACITY;
 
 /// Builds a [`Daemon`]: `Daemon::builder(config)`.
 #[must_use = "a daemon does nothing until .run().await (or .build())"]

@@ -86,7 +86,7 @@ pub enum Error {
 
     /// Every subsystem stopped in time, but some cleanups failed: their
     /// `run` returned an error or panicked after the shutdown began. Exit
-    /// code [`EXIT_CLEANUP_FAILED`](crate::daemon::EXIT_CLEANUP_FAILED).
+    /// code [`EXIT_CLEANUP_FAILED`](crate::exit::EXIT_CLEANUP_FAILED).
     #[error("the shutdown completed, but cleanup failed in {}", describe_failures(.failures))]
     CleanupFailed {
         /// Each subsystem whose cleanup failed, and what happened
@@ -144,16 +144,16 @@ impl Error {
     }
 
     /// The process exit code for this error, as documented in
-    /// [`crate::daemon`]: [`EXIT_FORCED`](crate::daemon::EXIT_FORCED) for
+    /// [`crate::exit`]: [`EXIT_FORCED`](crate::exit::EXIT_FORCED) for
     /// a forced shutdown,
-    /// [`EXIT_CLEANUP_FAILED`](crate::daemon::EXIT_CLEANUP_FAILED) for a
-    /// failed cleanup, [`EXIT_FAILURE`](crate::daemon::EXIT_FAILURE) for
+    /// [`EXIT_CLEANUP_FAILED`](crate::exit::EXIT_CLEANUP_FAILED) for a
+    /// failed cleanup, [`EXIT_FAILURE`](crate::exit::EXIT_FAILURE) for
     /// everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Shutdown { .. } => crate::daemon::EXIT_FORCED,
-            Error::CleanupFailed { .. } => crate::daemon::EXIT_CLEANUP_FAILED,
-            _ => crate::daemon::EXIT_FAILURE,
+            Error::Shutdown { .. } => crate::exit::EXIT_FORCED,
+            Error::CleanupFailed { .. } => crate::exit::EXIT_CLEANUP_FAILED,
+            _ => crate::exit::EXIT_FAILURE,
         }
     }
 

@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::daemon::EXIT_KILLED;
+use crate::exit::EXIT_KILLED;
 use crate::lock::lock;
 use crate::pid_file::PidFile;
 use crate::{Error, Result};

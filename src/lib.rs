@@ -13,6 +13,7 @@
 //!   environment overrides, with errors that name the key, the value and
 //!   where it came from.
 //! - [`error`]: [`Error`] and [`Result`].
+//! - [`exit`]: the process's exit codes.
 //! - [`actors`]: the actor runtime: actors, mailboxes, the executor and
 //!   supervision (see [`prelude`]).
 //! - `timing` (feature `high-res-timing`): nanosecond timing through `quanta`.
@@ -22,14 +23,13 @@
 //! use proc_daemon::{Config, LogLevel};
 //! use std::time::Duration;
 //!
+//! // A configuration a daemon starts with as it is built today (JSON
+//! // logs, metrics and hot reload are not built yet: see the README).
 //! let config = Config::builder()
 //!     .name("production-daemon")
 //!     .log_level(LogLevel::Info)
-//!     .json_logging(true)
 //!     .shutdown_timeout(Duration::from_secs(30))
 //!     .worker_threads(8)
-//!     .enable_metrics(true)
-//!     .hot_reload(true)
 //!     .build()?;
 //! # Ok::<(), proc_daemon::Error>(())
 //! ```
@@ -39,6 +39,7 @@ mod features;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod exit;
 mod kill_stage;
 pub mod lock;
 pub mod logging;

@@ -67,6 +67,10 @@ pub use proc_daemon_actors::events::{SubsystemEvent, SubsystemState};
 /// The future a subsystem's `run` returns.
 pub type SubsystemFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
+/// How many subsystem events the daemon's ring keeps for
+/// [`SubsystemManager::try_next_event`] polling before it counts drops.
+pub const EVENT_RING_CAPACITY: usize = 1024;
+
 /// A long-running part of the daemon, as in the API reference.
 ///
 /// `run` is called once per incarnation, so a restart runs it again on the
@@ -279,7 +283,7 @@ impl Drop for AbortOnDrop {
 /// ```
 ///
 /// A manager is a cheap handle to one event ring (a `crossbeam-queue`
-/// `ArrayQueue` of [`EVENT_RING_CAPACITY`](crate::daemon::EVENT_RING_CAPACITY)
+/// `ArrayQueue` of [`EVENT_RING_CAPACITY`]
 /// events that counts what it drops) plus subscriptions. A daemon has one,
 /// [`Daemon::subsystems`](crate::Daemon::subsystems); hand a manager made
 /// with [`new`](Self::new) to
@@ -303,7 +307,7 @@ impl SubsystemManager {
     pub fn new() -> Self {
         SubsystemManager {
             bus: Arc::new(proc_daemon_actors::events::EventBus::new(
-                crate::daemon::EVENT_RING_CAPACITY,
+                EVENT_RING_CAPACITY,
             )),
         }
     }

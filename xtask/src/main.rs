@@ -5,6 +5,7 @@
 //! cargo xtask perf-report                         # full run; rewrites docs/PERFORMANCE.md
 //! cargo xtask perf-report --quick --out perf.md   # a few minutes; writes perf.md
 //! cargo xtask perf-report --only actors,idle_spin --out perf.md
+//! cargo xtask check-cycles                        # src/ has no import cycle
 //! ```
 //!
 //! `perf-report` runs the benches of `benches/`, reads their
@@ -19,6 +20,7 @@
 //! wrong without anyone noticing. These tables can only say what the
 //! benches measured, and anyone can regenerate them with one command.
 
+mod cycles;
 mod markers;
 mod report;
 mod results;
@@ -47,7 +49,8 @@ struct Options {
     only: Option<Vec<String>>,
 }
 
-const USAGE: &str = "usage: cargo xtask perf-report [--quick] [--out FILE] [--only SECTION,...]
+const USAGE: &str = "usage: cargo xtask check-cycles
+       cargo xtask perf-report [--quick] [--out FILE] [--only SECTION,...]
 
   --quick        run each bench briefly (a few minutes in all); the figures
                  are for checking that the command works, not for the docs,
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
 fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("perf-report") => perf_report(parse_options(&args[1..])?),
+        Some("check-cycles") => cycles::check(&workspace_root()),
         Some("--help" | "-h") | None => {
             // A closed pipe (`| head`) is not an error worth a panic.
             let _ = writeln!(std::io::stdout(), "{USAGE}{}", report::SECTIONS.join(", "));
