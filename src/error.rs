@@ -9,16 +9,17 @@
 //! ```
 //! use proc_daemon::{Config, Error, ErrorKind};
 //!
-//! let err = Config::builder().name("").ignore_env().build().unwrap_err();
+//! // The configuration returns its own `ConfigError`; `?` (or `From`)
+//! // makes it an `Error` of kind `Config`.
+//! let err: Error = Config::builder().name("").ignore_env().build().unwrap_err().into();
 //! assert_eq!(err.kind(), ErrorKind::Config);
 //! assert!(err.to_string().contains("`name`"));
 //! ```
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::config::Source;
+pub use crate::config::{ConfigError, ConfigProblem};
 
 /// `Result<T, proc_daemon::Error>`, returned by every fallible operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -197,179 +198,8 @@ impl Error {
     }
 }
 
-/// A configuration [`Error`]; see [`ConfigError`] for the parts.
-pub(crate) fn config_error(
-    key: Option<&str>,
-    value: Option<String>,
-    source: Option<Source>,
-    problem: ConfigProblem,
-) -> Error {
-    ConfigError::new(key, value, source, problem).into()
-}
-
 impl From<ConfigError> for Error {
     fn from(err: ConfigError) -> Self {
         Error::Config(Box::new(err))
     }
 }
-
-/// A configuration value that could not be accepted.
-///
-/// It names the key (`shutdown.timeout_ms`), the value as it was given, where
-/// it came from (a file and line, an environment variable, the builder) and
-/// what is wrong with it. Its `Display` is one line:
-///
-/// ```text
-/// config error (daemon.toml line 14): `shutdown.timeout_ms` = 0: must be greater than 0
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    key: Option<String>,
-    value: Option<String>,
-    source: Option<Source>,
-    problem: ConfigProblem,
-}
-
-/// What is wrong with a configuration value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigProblem {
-    /// The key is not part of the schema.
-    UnknownKey {
-        /// The nearest known key, if one is close enough to be a likely typo.
-        suggestion: Option<String>,
-    },
-    /// The value has the wrong type, or could not be parsed as the key's type.
-    WrongType {
-        /// What the key accepts, in words ("a non-negative integer").
-        expected: String,
-        /// What was found instead ("a string", "`abc`").
-        found: String,
-    },
-    /// The value has the right type but is not allowed.
-    Invalid {
-        /// Why, in words ("must be greater than 0").
-        reason: String,
-    },
-    /// The value contradicts another key's value.
-    Conflict {
-        /// The other key.
-        other_key: String,
-        /// The other key's value.
-        other_value: String,
-        /// Where the other value came from.
-        other_source: Source,
-        /// Why the two cannot go together.
-        reason: String,
-    },
-    /// The file is not valid TOML.
-    Syntax {
-        /// The parser's message.
-        message: String,
-    },
-}
-
-/// The longest value an error quotes whole, in bytes. A longer one (a
-/// 50 MB string given by mistake) is cut, and the error says how long it
-/// was, so that the one-line message stays one line.
-const MAX_QUOTED_VALUE_BYTES: usize = 120;
-
-fn shorten_value(value: String) -> String {
-    if value.len() <= MAX_QUOTED_VALUE_BYTES {
-        return value;
-    }
-    let mut end = MAX_QUOTED_VALUE_BYTES;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &value[..end], value.len())
-}
-
-impl ConfigError {
-    pub(crate) fn new(
-        key: Option<&str>,
-        value: Option<String>,
-        source: Option<Source>,
-        problem: ConfigProblem,
-    ) -> Self {
-        Self {
-            key: key.map(str::to_owned),
-            value: value.map(shorten_value),
-            source,
-            problem,
-        }
-    }
-
-    /// The key, as a dotted path (`shutdown.timeout_ms`), when the error is
-    /// about one key.
-    pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
-    }
-
-    /// The offending value as it was given.
-    pub fn value(&self) -> Option<&str> {
-        self.value.as_deref()
-    }
-
-    /// Where the offending value came from.
-    pub fn origin(&self) -> Option<&Source> {
-        self.source.as_ref()
-    }
-
-    /// The line in the config file, when the value came from one.
-    pub fn line(&self) -> Option<usize> {
-        match &self.source {
-            Some(Source::File { line, .. }) => Some(*line),
-            _ => None,
-        }
-    }
-
-    /// What is wrong.
-    pub fn problem(&self) -> &ConfigProblem {
-        &self.problem
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(source) => write!(f, "config error ({source}): ")?,
-            None => write!(f, "config error: ")?,
-        }
-        if let ConfigProblem::UnknownKey { suggestion } = &self.problem {
-            let what = match self.source {
-                Some(Source::Env { .. }) => "variable",
-                _ => "key",
-            };
-            write!(f, "unknown {what} `{}`", self.key.as_deref().unwrap_or("?"))?;
-            return match suggestion {
-                Some(s) => write!(f, "; did you mean `{s}`?"),
-                None => write!(f, "; docs/configuration.md lists the known keys"),
-            };
-        }
-        match (&self.key, &self.value) {
-            (Some(key), Some(value)) => write!(f, "`{key}` = {value}: ")?,
-            (Some(key), None) => write!(f, "`{key}`: ")?,
-            _ => {}
-        }
-        match &self.problem {
-            ConfigProblem::UnknownKey { .. } => Ok(()),
-            ConfigProblem::WrongType { expected, found } => {
-                write!(f, "expected {expected}, found {found}")
-            }
-            ConfigProblem::Invalid { reason } => write!(f, "{reason}"),
-            ConfigProblem::Conflict {
-                other_key,
-                other_value,
-                other_source,
-                reason,
-            } => write!(
-                f,
-                "{reason} (`{other_key}` = {other_value}, from {other_source})"
-            ),
-            ConfigProblem::Syntax { message } => write!(f, "not valid TOML: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}

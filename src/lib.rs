@@ -53,9 +53,9 @@ pub mod timing;
 #[cfg(feature = "mimalloc")]
 mod alloc;
 
-pub use config::{Config, ConfigBuilder, LogLevel};
+pub use config::{Config, ConfigBuilder, ConfigError, ConfigProblem, LogLevel};
 pub use daemon::{Daemon, DaemonBuilder, DaemonExit, Reload};
-pub use error::{ConfigError, ConfigProblem, Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use shutdown::{ShutdownHandle, ShutdownReason};
 pub use signal::SignalConfig;
 pub use subsystem::{Subsystem, SubsystemEvent, SubsystemManager, SubsystemState};

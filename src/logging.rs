@@ -14,8 +14,8 @@ use std::io::IsTerminal;
 
 use tracing::level_filters::LevelFilter;
 
-use crate::config::{LogLevel, LoggingConfig};
-use crate::{ConfigProblem, Error, Result};
+use crate::config::{ConfigError, ConfigProblem, LogLevel, LoggingConfig};
+use crate::{Error, Result};
 
 /// The `tracing` level for a [`LogLevel`].
 pub fn level_filter(level: LogLevel) -> LevelFilter {
@@ -29,7 +29,7 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
 }
 
 fn not_built(key: &str, value: String, reason: &str) -> Error {
-    crate::error::config_error(
+    ConfigError::new(
         Some(key),
         Some(value),
         None,
@@ -37,6 +37,7 @@ fn not_built(key: &str, value: String, reason: &str) -> Error {
             reason: reason.to_owned(),
         },
     )
+    .into()
 }
 
 /// Installs the subscriber `logging` describes, if none is installed.

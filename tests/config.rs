@@ -41,7 +41,7 @@ fn file_error(text: &str) -> (ConfigError, PathBuf) {
         .env_vars(no_env())
         .build()
         .expect_err("the file should be rejected");
-    let config_err = err.as_config().expect("a config error").clone();
+    let config_err = err;
     (config_err, file.path())
 }
 
@@ -312,7 +312,6 @@ fn env_overrides_a_file_and_still_validates() {
         .env_vars([("DAEMON_SHUTDOWN_TIMEOUT_MS", "60000")])
         .build()
         .unwrap_err();
-    let err = err.as_config().unwrap();
     assert_eq!(err.key(), Some("shutdown.timeout_ms"));
     assert_eq!(err.value(), Some("60000"));
     assert_eq!(
@@ -383,7 +382,7 @@ fn stages_out_of_order_are_rejected() {
         .force_shutdown_timeout(Duration::from_secs(5))
         .build()
         .unwrap_err();
-    assert_eq!(err.as_config().unwrap().origin(), Some(&Source::Builder));
+    assert_eq!(err.origin(), Some(&Source::Builder));
 }
 
 #[test]
@@ -395,7 +394,6 @@ fn an_empty_name_is_rejected() {
         .env_vars([("DAEMON_NAME", "  ")])
         .build()
         .unwrap_err();
-    let err = err.as_config().unwrap();
     assert_eq!(
         err.origin(),
         Some(&Source::Env {
@@ -407,7 +405,8 @@ fn an_empty_name_is_rejected() {
         .name("")
         .build()
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config);
+    // Converted into the crate's error, it is of kind Config.
+    assert_eq!(proc_daemon::Error::from(err).kind(), ErrorKind::Config);
 }
 
 #[test]
@@ -453,7 +452,6 @@ fn an_unknown_env_variable_is_rejected_with_the_nearest_known_one() {
         .env_vars([("DAEMON_SHUTDOWN_TIMEOUT", "5000")])
         .build()
         .unwrap_err();
-    let err = err.as_config().unwrap();
     assert_eq!(
         err.problem(),
         &ConfigProblem::UnknownKey {
@@ -529,7 +527,6 @@ fn an_unparsable_env_value_is_rejected() {
             .env_vars([(var, value)])
             .build()
             .unwrap_err();
-        let err = err.as_config().unwrap();
         assert_eq!(err.key(), Some(key));
         assert_eq!(err.value(), Some(format!("{value:?}").as_str()));
         assert_eq!(err.origin(), Some(&Source::Env { var: var.into() }));
@@ -572,17 +569,22 @@ fn a_file_that_is_not_utf8_is_rejected() {
         .env_vars(no_env())
         .build()
         .unwrap_err();
-    assert_eq!(err.as_config().unwrap().line(), Some(2));
+    assert_eq!(err.line(), Some(2));
 }
 
 #[test]
-fn a_missing_file_is_an_io_error_naming_the_path() {
+fn a_missing_file_is_a_config_error_naming_the_path_and_the_io_kind() {
     let err = Config::builder()
         .file("/nonexistent/proc-daemon/daemon.toml")
         .env_vars(no_env())
         .build()
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Io);
+    match err.problem() {
+        ConfigProblem::Unreadable { kind, .. } => {
+            assert_eq!(*kind, std::io::ErrorKind::NotFound)
+        }
+        other => panic!("expected an unreadable file, got {other:?}"),
+    }
     let text = err.to_string();
     assert!(
         text.contains("/nonexistent/proc-daemon/daemon.toml") && text.contains("read config file"),
@@ -597,7 +599,6 @@ fn builder_durations_must_be_whole_milliseconds() {
         .shutdown_timeout(Duration::from_micros(1500))
         .build()
         .unwrap_err();
-    let err = err.as_config().unwrap();
     assert_eq!(err.key(), Some("shutdown.timeout_ms"));
     assert_eq!(err.origin(), Some(&Source::Builder));
 }
@@ -627,7 +628,6 @@ fn validate_checks_a_config_changed_in_code() {
     config.validate().unwrap();
     config.shutdown.kill_timeout_ms = 1;
     let err = config.validate().unwrap_err();
-    let err = err.as_config().unwrap();
     assert_eq!(err.key(), Some("shutdown.force_timeout_ms"));
     assert_eq!(err.origin(), Some(&Source::Code));
 }

@@ -63,7 +63,7 @@ prop_compose! {
 }
 
 /// Loads a TOML document through a real file, with no environment.
-fn load(text: &str) -> Result<Config, proc_daemon::Error> {
+fn load(text: &str) -> Result<Config, proc_daemon::ConfigError> {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("daemon.toml");
     std::fs::write(&path, text).expect("write");

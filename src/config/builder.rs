@@ -8,12 +8,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::{ConfigError, ConfigProblem, Result};
 use super::schema::{FIELDS, index_of};
 use super::source::{ExplainedConfig, Source};
 use super::{
     Config, ENV_PREFIX, LogLevel, derived_force_timeout, derived_kill_timeout, env, validate,
 };
-use crate::error::{ConfigError, ConfigProblem, Result};
 
 /// Where the environment layer reads its variables from.
 #[derive(Debug, Clone)]
@@ -315,7 +315,7 @@ impl ConfigBuilder {
         }
 
         if let Some(problem) = self.deferred.into_iter().next() {
-            return Err(problem.into());
+            return Err(problem);
         }
         for index in self.set {
             (FIELDS[index].copy)(&mut config, &self.values);

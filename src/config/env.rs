@@ -16,9 +16,9 @@
 use std::ffi::OsString;
 
 use super::Config;
+use super::error::{ConfigProblem, Result, config_error};
 use super::schema::{self, FIELDS, ValueError};
 use super::source::Source;
-use crate::error::{ConfigProblem, Result, config_error};
 
 /// Applies the variables that start with `prefix` to `config`.
 pub(super) fn apply(

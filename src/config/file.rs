@@ -11,15 +11,25 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::error::{ConfigProblem, Result, config_error};
 use super::schema::{self, FIELDS, SECTIONS, ValueError, describe_toml, render_toml};
 use super::source::Source;
 use super::{Config, MAX_CONFIG_FILE_BYTES};
-use crate::error::{ConfigProblem, Error, Result, config_error};
 
 /// Reads the file at `path` and applies its keys to `config`.
 pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) -> Result<()> {
-    let bytes =
-        read_bounded(path).map_err(|e| Error::io("read config file", Some(path.into()), e))?;
+    let bytes = read_bounded(path).map_err(|err| {
+        config_error(
+            None,
+            None,
+            None,
+            ConfigProblem::Unreadable {
+                path: path.to_owned(),
+                kind: err.kind(),
+                reason: err.to_string(),
+            },
+        )
+    })?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => {

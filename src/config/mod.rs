@@ -44,7 +44,7 @@
 //!
 //! An unknown key, a value of the wrong type, an unparsable environment
 //! variable and an inconsistent set of values are all errors
-//! ([`ConfigError`](crate::ConfigError)) that name the key, the value and
+//! ([`ConfigError`]) that name the key, the value and
 //! where it came from, down to the file's line. Nothing is silently replaced
 //! by a default. [`ConfigBuilder::explain`] shows where every value came from.
 //!
@@ -52,6 +52,7 @@
 
 mod builder;
 mod env;
+mod error;
 #[cfg(feature = "toml")]
 mod file;
 pub(crate) mod schema;
@@ -64,9 +65,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use builder::ConfigBuilder;
+pub use error::{ConfigError, ConfigProblem};
 pub use source::{ExplainedConfig, ExplainedValue, Source};
 
-use crate::error::Result;
+use error::Result;
 
 /// The prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "DAEMON_";
@@ -375,7 +377,7 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`](crate::ConfigError) for an unknown `DAEMON_*`
+    /// A [`ConfigError`] for an unknown `DAEMON_*`
     /// variable, an unparsable value or an inconsistent result.
     pub fn new() -> Result<Self> {
         ConfigBuilder::new().build()
@@ -390,7 +392,7 @@ impl Config {
     /// # Errors
     ///
     /// An I/O error if the file cannot be read (a missing file is an error,
-    /// never an empty config), or a [`ConfigError`](crate::ConfigError)
+    /// never an empty config), or a [`ConfigError`]
     /// naming the key, the value and the line.
     #[cfg(feature = "toml")]
     pub fn load_from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
@@ -405,7 +407,7 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// The first rule broken, as a [`ConfigError`](crate::ConfigError).
+    /// The first rule broken, as a [`ConfigError`].
     pub fn validate(&self) -> Result<()> {
         let sources = vec![Source::Code; schema::FIELDS.len()];
         validate::validate(self, &sources)
@@ -416,7 +418,7 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`](crate::ConfigError) if a path is not valid UTF-8,
+    /// A [`ConfigError`] if a path is not valid UTF-8,
     /// which TOML cannot represent.
     #[cfg(feature = "toml")]
     pub fn to_toml_string(&self) -> Result<String> {

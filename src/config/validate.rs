@@ -7,13 +7,13 @@
 //! skipped it when loading, and an env override could produce an invalid
 //! configuration.
 
+use super::error::{ConfigProblem, Result, config_error};
 use super::schema::{FIELDS, index_of};
 use super::source::Source;
 use super::{
     Config, MAX_LOG_FILE_SIZE, MAX_LOG_FILES, MAX_MEMORY_POOL_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES,
     MAX_TIMEOUT_MS, MAX_WORKER_THREADS,
 };
-use crate::error::{ConfigProblem, Result, config_error};
 
 /// Checks `config`; `sources[i]` is the source of `FIELDS[i]`.
 pub(crate) fn validate(config: &Config, sources: &[Source]) -> Result<()> {
