@@ -1,0 +1,373 @@
+//! Start-up: [`DaemonBuilder`] and the steps of [`DaemonBuilder::build`].
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use proc_daemon_actors::mailbox::Capacity;
+use proc_daemon_actors::prelude::*;
+use proc_daemon_actors::spawn::{SpawnOptions, spawn_on};
+
+use crate::kill_stage::KillSwitch;
+use crate::lock::lock;
+use crate::pid_file::PidFile;
+use crate::shutdown::{DaemonShutdown, ShutdownHandle};
+use crate::signal::{self, SignalConfig};
+use crate::subsystem::{FnSubsystem, Subsystem, SubsystemManager};
+use crate::{Config, Error, RestartPolicy, Result};
+
+use super::root::{Attach, DaemonActor, FinishRecord, Phase, ShutdownRequest, SignalReceived};
+use super::{CONTROL_WORKER, Daemon, DaemonExit, Inner};
+
+/// Builds a [`Daemon`]: `Daemon::builder(config)`.
+#[must_use = "a daemon does nothing until .run().await (or .build())"]
+pub struct DaemonBuilder {
+    pub(super) config: Config,
+    pub(super) subsystems: Vec<Arc<dyn Subsystem>>,
+    pub(super) signals: SignalConfig,
+    pub(super) pid_file: Option<PathBuf>,
+    pub(super) manager: Option<SubsystemManager>,
+}
+
+impl fmt::Debug for DaemonBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DaemonBuilder")
+            .field("name", &self.config.name)
+            .field(
+                "subsystems",
+                &self.subsystems.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("signals", &self.signals)
+            .field("pid_file", &self.pid_file)
+            .finish()
+    }
+}
+
+impl DaemonBuilder {
+    /// Registers a task: a closure called with a [`ShutdownHandle`] for
+    /// every incarnation. It runs under [`RestartPolicy::OnFailure`]: an
+    /// `Err` or a panic restarts it, `Ok(())` ends it.
+    pub fn with_task<F, Fut>(self, name: impl Into<String>, task: F) -> Self
+    where
+        F: Fn(ShutdownHandle) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        self.with_subsystem(FnSubsystem {
+            name: name.into(),
+            body: task,
+            policy: RestartPolicy::OnFailure,
+        })
+    }
+
+    /// Registers a [`Subsystem`]. Subsystems start in the order they are
+    /// registered and stop in reverse.
+    pub fn with_subsystem<S: Subsystem>(mut self, subsystem: S) -> Self {
+        self.subsystems.push(Arc::new(subsystem));
+        self
+    }
+
+    /// Registers a closure subsystem. The same as
+    /// [`with_task`](Self::with_task); both names are in the reference.
+    pub fn with_subsystem_fn<F, Fut>(self, name: impl Into<String>, subsystem: F) -> Self
+    where
+        F: Fn(ShutdownHandle) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        self.with_task(name, subsystem)
+    }
+
+    /// Which signals the daemon handles (default [`SignalConfig::new`]).
+    pub fn with_signal_config(mut self, signals: SignalConfig) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// Locks and writes a PID file at `path`, overriding the config's
+    /// `pid_file`. See [`crate::pid_file`].
+    pub fn with_pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pid_file = Some(path.into());
+        self
+    }
+
+    /// Publishes the tree's [`SubsystemEvent`](crate::SubsystemEvent)s
+    /// into `manager` (default: a fresh one, see [`Daemon::subsystems`]).
+    pub fn with_subsystem_manager(mut self, manager: SubsystemManager) -> Self {
+        self.manager = Some(manager);
+        self
+    }
+
+    /// Starts the daemon and runs it until it stops; see [`Daemon::run`].
+    pub async fn run(self) -> Result<DaemonExit> {
+        self.build()?.run().await
+    }
+
+    /// Starts the daemon: logging, the PID file, the working directory,
+    /// the executor, the root actor and supervisor, the signal listeners,
+    /// then every registered subsystem in order. Returns once they all
+    /// run, for callers that need [`Daemon::supervisor`] before
+    /// [`Daemon::run`].
+    ///
+    /// It waits for the subsystems to start by blocking the calling thread
+    /// briefly (they start on the daemon's own executor).
+    ///
+    /// # Errors
+    ///
+    /// A bad logging setup, a held PID file, a missing working directory,
+    /// an executor that cannot start, a signal that cannot be registered,
+    /// two subsystems with one name, or a subsystem that cannot be added.
+    pub fn build(self) -> Result<Daemon> {
+        let DaemonBuilder {
+            config,
+            subsystems,
+            signals,
+            pid_file,
+            manager,
+        } = self;
+        let manager = manager.unwrap_or_default();
+        crate::logging::init(&config.logging)?;
+        warn_about_inert_keys(&config);
+        install_message_pool(config.performance.memory_pool_size)?;
+        let mut names = HashSet::new();
+        for subsystem in &subsystems {
+            if !names.insert(subsystem.name().to_owned()) {
+                return Err(Error::subsystem(
+                    subsystem.name(),
+                    "two subsystems have this name; names must be unique",
+                ));
+            }
+        }
+        let pid_file = match pid_file.or_else(|| config.pid_file.clone()) {
+            Some(path) => Some(PidFile::acquire(path)?),
+            None => None,
+        };
+        if let Some(dir) = &config.work_dir {
+            std::env::set_current_dir(dir).map_err(|err| {
+                Error::io("change into the working directory", Some(dir.clone()), err)
+            })?;
+        }
+        let executor = config
+            .performance
+            .executor_builder()
+            .thread_name(format!("{}-worker", config.name))
+            .build()
+            .map_err(|err| explain_executor_error(&config, err))?;
+
+        let config = Arc::new(config);
+        let shutdown = DaemonShutdown::new();
+        let finish = Arc::new(FinishRecord::default());
+        let events = manager.bus().clone();
+        let kill = Arc::new(KillSwitch::start(pid_file.as_ref())?);
+        let signal_listeners = Arc::new(Mutex::new(Vec::new()));
+        let spawn_failed = |err| {
+            Error::io(
+                "start the daemon's root actor",
+                None,
+                std::io::Error::other(err),
+            )
+        };
+        let actor = spawn_on(
+            &executor,
+            CONTROL_WORKER,
+            DaemonActor {
+                config: Arc::clone(&config),
+                root: None,
+                shutdown: shutdown.clone(),
+                signals: signals.clone(),
+                reload_subscribers: Vec::new(),
+                phase: Phase::Running,
+                finish: finish.clone(),
+                executor: executor.clone(),
+                kill: kill.clone(),
+                force_timer: None,
+                events: events.clone(),
+                signal_listeners: signal_listeners.clone(),
+            },
+            SpawnOptions::default().capacity(Capacity::Unbounded),
+        )
+        .map_err(spawn_failed)?;
+        let root = Supervisor::builder()
+            .events(events.clone())
+            .escalate_to(actor.clone().recipient())
+            .spawn_on(&executor, CONTROL_WORKER)
+            .map_err(spawn_failed)?;
+        let daemon_actor = actor.clone();
+        let attach_root = root.clone();
+        executor
+            .spawn(async move { daemon_actor.ask(Attach(attach_root)).await })
+            .join()
+            .map_err(|err| {
+                Error::subsystem("daemon", format!("the root actor did not start: {err}"))
+            })?
+            .map_err(|err| {
+                Error::subsystem("daemon", format!("the root actor did not start: {err}"))
+            })?;
+
+        let requests = actor.clone();
+        shutdown.route_requests(move |reason| {
+            let _ = requests.try_tell(ShutdownRequest(reason));
+        });
+        let deliver_to = actor.clone();
+        let listeners = signal::listen(
+            &executor,
+            CONTROL_WORKER,
+            &signals,
+            Arc::new(move |signal| {
+                let _ = deliver_to.try_tell(SignalReceived(signal));
+            }),
+        );
+        let daemon = Daemon {
+            inner: Arc::new(Inner {
+                config,
+                executor,
+                root,
+                actor,
+                shutdown,
+                finish,
+                run_called: AtomicBool::new(false),
+                pid_file: Mutex::new(pid_file),
+                signal_listeners,
+                kill,
+                manager,
+            }),
+        };
+        match listeners {
+            Ok(listeners) => *lock(&daemon.inner.signal_listeners) = listeners,
+            Err(err) => {
+                daemon.abandon();
+                return Err(err);
+            }
+        }
+        if let Err(err) = daemon.start_subsystems(subsystems) {
+            daemon.abandon();
+            return Err(err);
+        }
+        tracing::info!(daemon = %daemon.inner.config.name, pid = std::process::id(), "daemon running");
+        Ok(daemon)
+    }
+}
+
+/// The executor could not start: an error in words a user can act on.
+///
+/// Running out of descriptors or threads is the likely cause with many
+/// workers, and the OS's words for it ("Too many open files") name neither
+/// the key nor the limit.
+fn explain_executor_error(
+    config: &Config,
+    err: proc_daemon_actors::executor::ExecutorError,
+) -> Error {
+    use proc_daemon_actors::executor::ExecutorError;
+    let os_error = match &err {
+        ExecutorError::Runtime(source) | ExecutorError::Thread { source, .. } => {
+            source.raw_os_error()
+        }
+        _ => None,
+    };
+    let workers = match config.performance.worker_threads {
+        0 => "one per allowed CPU".to_owned(),
+        n => n.to_string(),
+    };
+    let advice = match os_error {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => Some(format!(
+            "the process ran out of file descriptors starting {workers} workers (each worker's reactor holds a few; the soft limit, `ulimit -n`, is {}); raise it (systemd: LimitNOFILE=) or lower performance.worker_threads",
+            open_file_limit().map_or_else(|| "unknown".to_owned(), |n| n.to_string())
+        )),
+        Some(libc::EAGAIN) => Some(format!(
+            "the OS refused another thread starting {workers} workers (a process or cgroup thread limit: `ulimit -u`, systemd's TasksMax=); raise it or lower performance.worker_threads"
+        )),
+        _ => None,
+    };
+    let source = match advice {
+        Some(advice) => std::io::Error::other(format!("{err}: {advice}")),
+        None => std::io::Error::other(err),
+    };
+    Error::io("start the executor", None, source)
+}
+
+/// The soft `RLIMIT_NOFILE`, if it can be read.
+fn open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a pointer to a live,
+    // properly aligned local.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (rc == 0).then_some(limit.rlim_cur)
+}
+
+/// A key that is accepted (files written for the reference load) but whose
+/// feature is not built yet: its name, whether a config switches it on,
+/// and what does not happen.
+struct InertKey {
+    key: &'static str,
+    is_on: fn(&Config) -> bool,
+    missing: &'static str,
+}
+
+/// Every [`InertKey`]. Each one switched on is named in a warning at
+/// start, so that nobody believes it works. The issues that build them
+/// remove their entry here.
+const INERT_KEYS: [InertKey; 3] = [
+    InertKey {
+        key: "hot_reload",
+        is_on: |config| config.hot_reload,
+        missing: "configuration reload is not built yet: the file is not watched, and SIGHUP only reaches reload subscribers",
+    },
+    InertKey {
+        key: "monitoring.enable_metrics",
+        is_on: |config| config.monitoring.enable_metrics,
+        missing: "metrics are not built yet: nothing is collected",
+    },
+    InertKey {
+        key: "monitoring.track_resources",
+        is_on: |config| config.monitoring.track_resources,
+        missing: "resource tracking is not built yet: nothing is sampled",
+    },
+];
+
+/// Logs one warning per [`INERT_KEYS`] entry that `config` switches on.
+fn warn_about_inert_keys(config: &Config) {
+    for InertKey {
+        key,
+        is_on,
+        missing,
+    } in INERT_KEYS
+    {
+        if is_on(config) {
+            tracing::warn!(key, "{key} = true has no effect: {missing}");
+        }
+    }
+}
+
+/// Sizes the process's message pool from `performance.memory_pool_size`.
+/// The pool is set once per process, before the first message; a second
+/// daemon in the same process (or one started after actors already ran)
+/// keeps the pool as it is, and says so.
+///
+/// # Errors
+///
+/// The pool's memory cannot be allocated (or is above the pool's bound,
+/// which config validation already refuses): an error naming the key, so
+/// that the daemon fails at start with words, never aborts.
+fn install_message_pool(bytes: usize) -> Result<()> {
+    use proc_daemon_actors::pool::InstallError;
+    match proc_daemon_actors::pool::install(bytes) {
+        Ok(()) => tracing::debug!(bytes, "message pool installed"),
+        Err(InstallError::AlreadyInstalled { installed_bytes }) if installed_bytes == bytes => {}
+        Err(err @ InstallError::AlreadyInstalled { .. }) => tracing::warn!(
+            memory_pool_size = bytes,
+            %err,
+            "performance.memory_pool_size is not applied"
+        ),
+        Err(err) => {
+            return Err(Error::io(
+                "set up the message pool (performance.memory_pool_size)",
+                None,
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, err.to_string()),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,471 @@
+//! The daemon: its builder, its root actor, and the staged way out.
+//!
+//! ```no_run
+//! use proc_daemon::{Config, Daemon, Result};
+//! use std::time::Duration;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<()> {
+//!     let config = Config::builder()
+//!         .name("my-daemon")
+//!         .shutdown_timeout(Duration::from_secs(30))
+//!         .build()?;
+//!     let exit = Daemon::builder(config)
+//!         .with_task("main_service", |mut shutdown| {
+//!             Box::pin(async move {
+//!                 shutdown.cancelled().await;
+//!                 Ok(())
+//!             })
+//!         })
+//!         .run()
+//!         .await?;
+//!     println!("stopped: {}", exit.reason());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # The tree
+//!
+//! ```text
+//! DaemonActor            signals, shutdown requests, escalations, reloads
+//! └── root Supervisor    OneForOne, intensity from the supervisor defaults
+//!     ├── subsystems     with_task / with_subsystem / with_subsystem_fn, in order
+//!     └── actors         daemon.supervisor().child(..) at run time
+//! ```
+//!
+//! Everything that can stop or change the daemon reaches the root actor,
+//! `DaemonActor` (`root.rs`), as a message: a signal from a listener task,
+//! a request from a [`ShutdownHandle`] or
+//! [`Daemon::shutdown`], the root supervisor's
+//! [`Escalation`](proc_daemon_actors::supervision::Escalation) when a
+//! restart storm exhausts it. One actor handles them
+//! one at a time, so "a second SIGINT during shutdown" or "a request while
+//! escalating" has one obvious meaning.
+//!
+//! # Staged shutdown
+//!
+//! All timeouts come from `[shutdown]`, measured from the moment shutdown
+//! begins:
+//!
+//! 1. **Graceful** (`timeout_ms`): every [`ShutdownHandle`] is cancelled at
+//!    once, then the root supervisor stops its children in reverse start
+//!    order, giving each up to `timeout_ms` (a subsystem's cleanup that
+//!    fits in it always completes). A child that overruns is left running
+//!    and the next one is stopped.
+//! 2. **Force** (`force_timeout_ms`): children still running are aborted,
+//!    then every task left on the executor.
+//! 3. **Kill** (`kill_timeout_ms`): if the process has still not finished
+//!    (a thread stuck in blocking code ignores aborts), a timer's signal
+//!    handler removes the PID file and exits the process with code 3; should
+//!    that signal be blocked everywhere, SIGKILL follows 500 ms later (see
+//!    `kill_stage.rs`). No thread of the daemon's waits for this.
+//!
+//! A second SIGINT during shutdown jumps to the force stage at once.
+//!
+//! # Exit codes
+//!
+//! The codes are in [`crate::exit`] (re-exported here).
+//!
+//! [`Daemon::run`] returns `Ok` only for a clean stop; a failure or a
+//! forced stop is an `Err` whose [`Error::exit_code`] is the code above.
+//! A `main` returning `proc_daemon::Result<()>` exits with 1 for any `Err`
+//! (Rust's rule); call `std::process::exit(err.exit_code())` to keep the
+//! distinction, as `examples/comprehensive.rs` does.
+
+//!
+//! # Where things are
+//!
+//! - `builder.rs`: [`DaemonBuilder`] and start-up, step by step;
+//! - this file: the [`Daemon`] handle, [`Daemon::run`] and [`DaemonExit`];
+//! - `root.rs`: the root actor, `DaemonActor`, and its state machine:
+//!   signals, shutdown requests, escalations and the staged shutdown.
+
+mod builder;
+mod root;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proc_daemon_actors::executor::{Executor, JoinHandle};
+use proc_daemon_actors::mailbox::Backend;
+use proc_daemon_actors::prelude::*;
+use proc_daemon_actors::spawn::SpawnOptions;
+use proc_daemon_actors::supervision::{DEFAULT_HEALTH_CHECK_FAILURES, DrainReport};
+
+use crate::kill_stage::KillSwitch;
+use crate::lock::lock;
+use crate::pid_file::PidFile;
+use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason};
+use crate::signal::SignalConfig;
+use crate::subsystem::{Subsystem, SubsystemActor, SubsystemManager};
+use crate::{Config, Error, Result};
+
+pub use crate::exit::{EXIT_CLEAN, EXIT_CLEANUP_FAILED, EXIT_FAILURE, EXIT_FORCED, EXIT_KILLED};
+
+/// `; cleanup failed: a (panicked: boom)`, or nothing.
+fn describe_failed_cleanups(failures: &[(String, String)]) -> String {
+    if failures.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = failures
+        .iter()
+        .map(|(name, what)| format!("{name} ({what})"))
+        .collect();
+    format!("; cleanup failed: {}", list.join(", "))
+}
+
+/// The worker that runs the daemon's root actor, its root supervisor and
+/// its signal listeners. Keeping them together means a signal, the drain
+/// it starts and the report that ends it pass between tasks on one thread,
+/// with no cross-thread wake-up on the way out.
+const CONTROL_WORKER: usize = 0;
+
+pub use crate::subsystem::EVENT_RING_CAPACITY;
+
+pub use builder::DaemonBuilder;
+use root::{DaemonActor, FinishRecord, ShutdownRequest, SubscribeReload};
+
+/// A running daemon. Clones are handles to the same daemon: any of them
+/// can request shutdown; one of them runs it.
+#[derive(Clone)]
+pub struct Daemon {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    executor: Executor,
+    root: ActorRef<Supervisor>,
+    actor: ActorRef<DaemonActor>,
+    shutdown: Arc<DaemonShutdown>,
+    finish: Arc<FinishRecord>,
+    run_called: AtomicBool,
+    pid_file: Mutex<Option<PidFile>>,
+    signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    kill: Arc<KillSwitch>,
+    manager: SubsystemManager,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.run_called.load(Ordering::Acquire) {
+            // The last handle is gone and `run` was never called, so nothing
+            // will ever wait for this daemon: stop it as `Daemon::shutdown`
+            // would. Its subsystems are cancelled and drained, and its
+            // workers exit once the tree has stopped. (A `Context` on every
+            // actor holds the executor, so the workers would otherwise run
+            // for the life of the process.)
+            let _ = self
+                .actor
+                .try_tell(ShutdownRequest(ShutdownReason::Requested(
+                    "the daemon was dropped without `run`".into(),
+                )));
+        }
+        // Disarmed first, so the shutdown just requested never arms it:
+        // nobody is left to disarm it, and a watchdog must not end the
+        // process of a daemon that nobody runs.
+        self.kill.disarm();
+    }
+}
+
+impl fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Daemon")
+            .field("name", &self.inner.config.name)
+            .field("shutting_down", &self.inner.shutdown.token.is_cancelled())
+            .finish()
+    }
+}
+
+impl Daemon {
+    /// Starts building a daemon on `config`.
+    pub fn builder(config: Config) -> DaemonBuilder {
+        DaemonBuilder {
+            config,
+            subsystems: Vec::new(),
+            signals: SignalConfig::new(),
+            pid_file: None,
+            manager: None,
+        }
+    }
+
+    /// The root supervisor: spawn actors under it at run time with
+    /// `daemon.supervisor().child(name, factory)...spawn().await`. They
+    /// stop, in reverse order, with the daemon.
+    pub fn supervisor(&self) -> &ActorRef<Supervisor> {
+        &self.inner.root
+    }
+
+    /// The executor the daemon's actors run on.
+    pub fn executor(&self) -> &Executor {
+        &self.inner.executor
+    }
+
+    /// The mailbox options the configuration asks for
+    /// (`performance.lock_free`), for children spawned under
+    /// [`Daemon::supervisor`] (`.mailbox(daemon.mailbox_options())`).
+    /// Subsystems get them automatically.
+    pub fn mailbox_options(&self) -> SpawnOptions {
+        mailbox_options(&self.inner.config)
+    }
+
+    /// The configuration the daemon runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// A handle that is cancelled when the daemon shuts down, and that can
+    /// request it.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::for_daemon(self.inner.shutdown.clone())
+    }
+
+    /// Requests a graceful shutdown, as SIGTERM would. Returns at once;
+    /// [`Daemon::run`] returns when the shutdown is complete.
+    pub fn shutdown(&self) {
+        self.request_shutdown("Daemon::shutdown was called");
+    }
+
+    /// Requests a graceful shutdown for `reason`.
+    pub fn request_shutdown(&self, reason: impl Into<String>) {
+        let _ = self
+            .inner
+            .actor
+            .try_tell(ShutdownRequest(ShutdownReason::Requested(reason.into())));
+    }
+
+    /// Sends [`Reload`] to `subscriber` on every SIGHUP.
+    pub fn subscribe_reload(&self, subscriber: Recipient<Reload>) {
+        let _ = self.inner.actor.try_tell(SubscribeReload(subscriber));
+    }
+
+    /// The supervision tree's events, as the reference's
+    /// `SubsystemManager` offers them.
+    pub fn subsystems(&self) -> &SubsystemManager {
+        &self.inner.manager
+    }
+
+    /// Runs until the daemon has shut down: a handled signal,
+    /// [`Daemon::shutdown`], a [`ShutdownHandle::request_shutdown`], or an
+    /// escalated failure. See the module docs for the stages.
+    ///
+    /// # Errors
+    ///
+    /// `Ok` means a clean stop. An escalated failure is
+    /// [`Error::Subsystem`]; a forced stop is [`Error::Shutdown`]; either's
+    /// [`Error::exit_code`] gives the documented exit code. Calling `run`
+    /// on a second clone is an [`Error::Shutdown`].
+    pub async fn run(self) -> Result<DaemonExit> {
+        if self.inner.run_called.swap(true, Ordering::AcqRel) {
+            return Err(Error::shutdown(
+                "Daemon::run was already called on this daemon",
+            ));
+        }
+        // Everything `run` reports is settled once the workers have exited:
+        // the root actor records how the daemon stopped, then begins the
+        // executor's shutdown (or, should it die first, its `Drop` does).
+        // So this task is woken once, by the last worker to exit, and not
+        // also when the tree has stopped: on a small VM every wake-up of a
+        // sleeping thread costs on the order of 100 µs.
+        let executor = self.inner.executor.clone();
+        // Without blocking the caller's runtime. A worker stuck in blocking
+        // code never exits. When the tree ran into the force deadline (as a
+        // stuck subsystem makes it), the root actor's worker, which began
+        // the executor's shutdown, gives up on the stuck one at that
+        // deadline plus `ABORT_GRACE` (the executor's watch.rs), and this
+        // returns then; otherwise the kill stage ends the process.
+        executor.workers_exited_async().await;
+        let finish = self.inner.finish.take(&executor).await;
+        // Now it does not block on the workers: they have exited, or the
+        // wait is past its deadline.
+        let executor_report = executor.wait_shutdown().ok();
+        let aborted_tasks = executor_report.as_ref().map_or(0, |r| r.aborted_tasks);
+        if aborted_tasks > 0 {
+            tracing::warn!(
+                aborted_tasks,
+                "tasks still running at the force timeout were aborted"
+            );
+        }
+        if let Some(stuck) = executor_report.as_ref().map(|r| &r.stuck_workers)
+            && !stuck.is_empty()
+        {
+            tracing::error!(workers = ?stuck, "workers are stuck in blocking code; their threads are left behind");
+        }
+        drop(lock(&self.inner.pid_file).take());
+        self.inner.kill.disarm();
+
+        // What was cut names the same children whichever way the shutdown
+        // ended: the drain's report names those it aborted; a forced stop
+        // (a second SIGINT, the force timer) does not wait for that report,
+        // and the subsystems' `run` tasks record themselves as they are
+        // aborted.
+        let stopping = self.inner.shutdown.stop_record();
+        let mut report = finish.report;
+        for name in stopping.cut {
+            if !report.aborted.contains(&name) {
+                report.aborted.push(name);
+            }
+        }
+        let exit_code = if finish.escalation.is_some() {
+            EXIT_FAILURE
+        } else if finish.forced || !report.aborted.is_empty() || aborted_tasks > 0 {
+            EXIT_FORCED
+        } else if !stopping.failed.is_empty() {
+            EXIT_CLEANUP_FAILED
+        } else {
+            EXIT_CLEAN
+        };
+        let exit = DaemonExit {
+            reason: finish.reason,
+            exit_code,
+            report,
+            aborted_tasks,
+            failed_cleanups: stopping.failed,
+            elapsed: finish.began.elapsed(),
+            config: Arc::clone(&self.inner.config),
+        };
+        tracing::info!(reason = %exit.reason, code = exit.exit_code, elapsed = ?exit.elapsed, "daemon stopped");
+        match (exit_code, finish.escalation) {
+            (EXIT_CLEAN, _) => Ok(exit),
+            (_, Some(error)) => Err(Error::subsystem("root supervisor", error)),
+            (EXIT_CLEANUP_FAILED, None) => Err(Error::CleanupFailed {
+                failures: exit.failed_cleanups,
+            }),
+            _ => Err(Error::shutdown(format!(
+                "the shutdown was forced ({}); aborted: {:?}, aborted tasks: {}{}",
+                exit.reason,
+                exit.report.aborted,
+                exit.aborted_tasks,
+                describe_failed_cleanups(&exit.failed_cleanups),
+            ))),
+        }
+    }
+
+    fn start_subsystems(&self, subsystems: Vec<Arc<dyn Subsystem>>) -> Result<()> {
+        let config = &self.inner.config;
+        let graceful = config.shutdown_timeout();
+        let health_interval = config.health_check_interval();
+        let health_checks = config.monitoring.health_checks;
+        let options = self.mailbox_options();
+        let root = self.inner.root.clone();
+        let shutdown = self.inner.shutdown.clone();
+        self.inner
+            .executor
+            .spawn(async move {
+                for subsystem in subsystems {
+                    let name = subsystem.name().to_owned();
+                    let policy = subsystem.restart_policy();
+                    let check = if health_checks {
+                        subsystem.health_check()
+                    } else {
+                        None
+                    };
+                    let factory = {
+                        let shutdown = shutdown.clone();
+                        move || SubsystemActor::new(subsystem.clone(), shutdown.clone())
+                    };
+                    let mut child = root
+                        .child(name.clone(), factory)
+                        .on_worker(CONTROL_WORKER)
+                        .restart(policy)
+                        .shutdown_timeout(graceful)
+                        .mailbox(options);
+                    if let Some(check) = check {
+                        child = child.health_check(
+                            health_interval,
+                            DEFAULT_HEALTH_CHECK_FAILURES,
+                            check,
+                        );
+                    }
+                    child.spawn().await.map_err(|err| {
+                        Error::subsystem(&name, format!("could not start: {err}"))
+                    })?;
+                    tracing::debug!(subsystem = %name, "subsystem started");
+                }
+                Ok(())
+            })
+            .join()
+            .map_err(|err| {
+                Error::subsystem("daemon", format!("starting subsystems failed: {err}"))
+            })?
+    }
+
+    /// Tears down a daemon whose start failed part-way.
+    fn abandon(&self) {
+        for listener in lock(&self.inner.signal_listeners).drain(..) {
+            listener.abort();
+        }
+        // Begun before the root actor stops, whose `Drop` would otherwise
+        // begin it with no time left.
+        let executor = &self.inner.executor;
+        let _ = executor.begin_shutdown(self.inner.config.force_shutdown_timeout());
+        self.inner.actor.stop();
+        self.inner.root.stop();
+        let _ = executor.wait_shutdown();
+        drop(lock(&self.inner.pid_file).take());
+    }
+}
+
+fn mailbox_options(config: &Config) -> SpawnOptions {
+    SpawnOptions::default().backend(if config.performance.lock_free {
+        Backend::LockFree
+    } else {
+        Backend::Mutex
+    })
+}
+
+/// How the daemon stopped: what [`Daemon::run`] returns on a clean stop.
+#[derive(Debug, Clone)]
+pub struct DaemonExit {
+    reason: ShutdownReason,
+    exit_code: i32,
+    report: DrainReport,
+    aborted_tasks: usize,
+    failed_cleanups: Vec<(String, String)>,
+    elapsed: Duration,
+    /// Shared with the daemon: the configuration does not change after
+    /// start, so the exit carries no copy of it.
+    config: Arc<Config>,
+}
+
+impl DaemonExit {
+    /// Why the daemon shut down.
+    pub fn reason(&self) -> &ShutdownReason {
+        &self.reason
+    }
+
+    /// The exit code for the process (see the module docs).
+    pub fn exit_code(&self) -> i32 {
+        self.exit_code
+    }
+
+    /// Which children stopped in time, late, or were aborted. `aborted`
+    /// also names every subsystem whose `run` was cut off by a forced stop.
+    pub fn report(&self) -> &DrainReport {
+        &self.report
+    }
+
+    /// Subsystems whose cleanup failed (their `run` returned an error or
+    /// panicked after the shutdown began), with what happened. Non-empty
+    /// only on an exit that is not clean.
+    pub fn failed_cleanups(&self) -> &[(String, String)] {
+        &self.failed_cleanups
+    }
+
+    /// How long the shutdown took, from its start to the end of `run`.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The configuration the daemon ran with.
+    pub fn config_snapshot(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Sent to reload subscribers on SIGHUP. (Re-reading the config file on
+/// reload is not built yet; today a reload is logged and delivered.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reload;

@@ -1,0 +1,347 @@
+//! The daemon's root actor: signals, shutdown requests and escalations
+//! arrive as messages, one at a time, and drive the staged shutdown.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proc_daemon_actors::events::EventBus;
+use proc_daemon_actors::executor::{ABORT_GRACE, Executor, JoinHandle};
+use proc_daemon_actors::prelude::*;
+use proc_daemon_actors::supervision::{Drain, DrainReport, Escalation};
+
+use crate::Config;
+use crate::kill_stage::KillSwitch;
+use crate::lock::lock;
+use crate::shutdown::{DaemonShutdown, ShutdownReason, wait_until};
+use crate::signal::{Signal, SignalConfig};
+
+use super::Reload;
+
+/// The daemon's root actor. See the module docs.
+pub(crate) struct DaemonActor {
+    pub(super) config: Arc<Config>,
+    pub(super) root: Option<ActorRef<Supervisor>>,
+    pub(super) shutdown: Arc<DaemonShutdown>,
+    pub(super) signals: SignalConfig,
+    pub(super) reload_subscribers: Vec<Recipient<Reload>>,
+    pub(super) phase: Phase,
+    /// Where `run` finds how the daemon stopped.
+    pub(super) finish: Arc<FinishRecord>,
+    pub(super) executor: Executor,
+    pub(super) kill: Arc<KillSwitch>,
+    pub(super) force_timer: Option<JoinHandle<()>>,
+    pub(super) events: Arc<EventBus>,
+    pub(super) signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl fmt::Debug for DaemonActor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DaemonActor")
+            .field("name", &self.config.name)
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+pub(super) enum Phase {
+    Running,
+    Draining {
+        began: Instant,
+        force_at: Instant,
+        escalation: Option<String>,
+    },
+    Finished,
+}
+
+/// What the root actor hands to [`Daemon::run`] when the tree has stopped.
+pub(super) struct Finish {
+    pub(super) reason: ShutdownReason,
+    pub(super) began: Instant,
+    pub(super) report: DrainReport,
+    pub(super) forced: bool,
+    pub(super) escalation: Option<String>,
+}
+
+/// How the daemon stopped, recorded by the root actor for `run`.
+#[derive(Default)]
+pub(super) struct FinishRecord {
+    record: Mutex<Option<Finish>>,
+    /// Wakes a `run` that is waiting for the record (only after it gave up
+    /// waiting for the workers: normally the record is there before the
+    /// workers exit).
+    recorded: tokio::sync::Notify,
+}
+
+impl FinishRecord {
+    /// Records how the daemon stopped; the first record counts.
+    pub(super) fn record(&self, finish: Finish) {
+        lock(&self.record).get_or_insert(finish);
+        self.recorded.notify_waiters();
+    }
+
+    /// The record. Waits for it while the workers have not all exited: the
+    /// root actor may be stuck behind a blocked worker, and then the kill
+    /// stage ends the process.
+    pub(super) async fn take(&self, executor: &Executor) -> Finish {
+        wait_until(&self.recorded, || {
+            if let Some(finish) = lock(&self.record).take() {
+                return Some(finish);
+            }
+            // No record, yet every worker is gone (the root actor's own
+            // `Drop` records one): the executor was shut down from outside
+            // before the root actor was dropped.
+            executor.workers_exited().then(|| Finish {
+                reason: ShutdownReason::Escalated(
+                    "the daemon's executor was shut down outside the daemon".into(),
+                ),
+                began: Instant::now(),
+                report: DrainReport::default(),
+                forced: true,
+                escalation: None,
+            })
+        })
+        .await
+    }
+}
+
+impl Actor for DaemonActor {}
+
+/// Gives the root actor its supervisor.
+pub(super) struct Attach(pub(super) ActorRef<Supervisor>);
+pub(super) struct SignalReceived(pub(super) Signal);
+pub(super) struct ShutdownRequest(pub(super) ShutdownReason);
+pub(super) struct SubscribeReload(pub(super) Recipient<Reload>);
+pub(super) struct ForceDeadline;
+
+impl Handler<Attach> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, Attach(root): Attach, _ctx: &mut Context<Self>) {
+        self.root = Some(root);
+    }
+}
+
+impl Handler<SignalReceived> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, SignalReceived(signal): SignalReceived, ctx: &mut Context<Self>) {
+        match signal {
+            Signal::Hangup => {
+                tracing::info!(
+                    subscribers = self.reload_subscribers.len(),
+                    "SIGHUP: reload requested"
+                );
+                self.reload_subscribers
+                    .retain(|s| s.try_tell(Reload).is_ok() || s.is_alive());
+            }
+            Signal::User1 | Signal::User2 => {
+                if let Some(handler) = self.signals.user_handler(signal) {
+                    tracing::info!(%signal, "running the signal handler");
+                    let handler = handler.clone();
+                    if let Err(panic) =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler()))
+                    {
+                        tracing::error!(%signal, panic = %proc_daemon_actors::executor::panic_message(panic.as_ref()), "the signal handler panicked");
+                    }
+                } else {
+                    tracing::warn!(%signal, "{signal} received with no handler set; ignored");
+                }
+            }
+            Signal::Interrupt if matches!(self.phase, Phase::Draining { .. }) => {
+                tracing::warn!("second SIGINT: forcing the shutdown");
+                self.finish_now(DrainReport::default(), true, ctx);
+            }
+            _ => {
+                tracing::info!(%signal, "shutdown signal received");
+                self.begin_shutdown(ShutdownReason::Signal(signal), None, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<ShutdownRequest> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, ShutdownRequest(reason): ShutdownRequest, ctx: &mut Context<Self>) {
+        tracing::info!(%reason, "shutdown requested");
+        self.begin_shutdown(reason, None, ctx);
+    }
+}
+
+impl Handler<Escalation> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, escalation: Escalation, ctx: &mut Context<Self>) {
+        tracing::error!(error = %escalation.error, "the root supervisor gave up; shutting the daemon down");
+        self.begin_shutdown(
+            ShutdownReason::Escalated(escalation.error.clone()),
+            Some(escalation.error),
+            ctx,
+        );
+    }
+}
+
+impl Handler<SubscribeReload> for DaemonActor {
+    type Reply = ();
+    async fn handle(
+        &mut self,
+        SubscribeReload(subscriber): SubscribeReload,
+        _ctx: &mut Context<Self>,
+    ) {
+        self.reload_subscribers.push(subscriber);
+    }
+}
+
+impl Handler<DrainReport> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, report: DrainReport, ctx: &mut Context<Self>) {
+        self.finish_now(report, false, ctx);
+    }
+}
+
+impl Handler<ForceDeadline> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, _: ForceDeadline, ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Draining { .. }) {
+            tracing::error!(
+                "force timeout reached with children still stopping; aborting what is left"
+            );
+            self.finish_now(DrainReport::default(), true, ctx);
+        }
+    }
+}
+
+impl Drop for DaemonActor {
+    fn drop(&mut self) {
+        if matches!(self.phase, Phase::Finished) {
+            return;
+        }
+        // The root actor ended without finishing the shutdown (its task
+        // was aborted, or the executor was shut down under it): nothing
+        // else will. Record it for `run`, arm the kill stage and stop the
+        // workers at once.
+        let now = Instant::now();
+        self.kill.arm(now + self.config.kill_timeout());
+        let began = match self.phase {
+            Phase::Draining { began, .. } => began,
+            _ => now,
+        };
+        self.finish.record(Finish {
+            reason: ShutdownReason::Escalated("the daemon's root actor ended unexpectedly".into()),
+            began,
+            report: DrainReport::default(),
+            forced: true,
+            escalation: None,
+        });
+        let _ = self.executor.begin_shutdown(Duration::ZERO);
+    }
+}
+
+impl DaemonActor {
+    fn begin_shutdown(
+        &mut self,
+        reason: ShutdownReason,
+        escalation: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        match &mut self.phase {
+            Phase::Running => {}
+            Phase::Draining {
+                escalation: slot, ..
+            } => {
+                // Already shutting down: an escalation still decides the
+                // exit code; anything else is only logged.
+                if slot.is_none() {
+                    *slot = escalation;
+                }
+                tracing::info!(%reason, "already shutting down");
+                return;
+            }
+            Phase::Finished => return,
+        }
+        let began = Instant::now();
+        let force_at = began + self.config.force_shutdown_timeout();
+        let kill_at = began + self.config.kill_timeout();
+        self.phase = Phase::Draining {
+            began,
+            force_at,
+            escalation,
+        };
+        self.kill.arm(kill_at);
+        // Stage 1. The drain is queued at the root before any handle is
+        // cancelled, so a subsystem that returns because of the
+        // cancellation is never restarted: its exit report queues behind
+        // the drain.
+        let drain = Drain {
+            force_at,
+            report_to: Some(ctx.actor_ref().clone().recipient()),
+        };
+        let queued = self
+            .root
+            .as_ref()
+            .is_some_and(|root| root.try_tell(drain).is_ok());
+        // The cancellations below start a chain of hand-offs between
+        // workers; keep them awake through it.
+        ctx.executor().shutdown_imminent();
+        self.shutdown.begin(reason, self.config.shutdown_timeout());
+        if !queued {
+            // The root already stopped (it gave up): nothing to drain.
+            self.finish_now(DrainReport::default(), false, ctx);
+            return;
+        }
+        // Stage 2 is the drain's own: it aborts its children at
+        // `force_at`. This timer covers a drain that cannot report (its
+        // worker is blocked); it waits `ABORT_GRACE` longer, so that a
+        // drain that can report does, with the names it aborted.
+        let me = ctx.actor_ref().clone();
+        self.force_timer = Some(ctx.executor().spawn(async move {
+            tokio::time::sleep_until((force_at + ABORT_GRACE).into()).await;
+            let _ = me.try_tell(ForceDeadline);
+        }));
+    }
+
+    fn finish_now(&mut self, report: DrainReport, forced: bool, ctx: &mut Context<Self>) {
+        let Phase::Draining {
+            began,
+            force_at,
+            escalation,
+        } = std::mem::replace(&mut self.phase, Phase::Finished)
+        else {
+            return;
+        };
+        if let Some(timer) = self.force_timer.take() {
+            timer.abort();
+        }
+        let reason = self
+            .shutdown
+            .reason()
+            .unwrap_or_else(|| ShutdownReason::Requested("unknown".into()));
+        // The force stage for what is left outside the tree: the listeners
+        // first (they never end by themselves), then every other task, which
+        // may run until the force deadline (at once if forced). Event
+        // subscriptions end now that the tree is gone, so a task looping on
+        // one finishes.
+        for listener in lock(&self.signal_listeners).drain(..) {
+            listener.abort();
+        }
+        self.events.close_subscriptions();
+        let remaining = if forced {
+            Duration::ZERO
+        } else {
+            force_at.saturating_duration_since(Instant::now())
+        };
+        // Recorded before the executor's shutdown begins: `run` reads it
+        // once the workers have exited.
+        self.finish.record(Finish {
+            reason,
+            began,
+            report,
+            forced,
+            escalation,
+        });
+        // This actor ends after this handler; the workers then wind down,
+        // and the last one to exit wakes `run`.
+        if let Err(err) = ctx.executor().begin_shutdown(remaining) {
+            tracing::warn!(%err, "the executor was already shutting down");
+        }
+        ctx.stop();
+    }
+}
