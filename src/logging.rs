@@ -18,7 +18,7 @@ use crate::config::{ConfigError, ConfigProblem, LogLevel, LoggingConfig};
 use crate::{Error, Result};
 
 /// The `tracing` level for a [`LogLevel`].
-pub fn level_filter(level: LogLevel) -> LevelFilter {
+pub(crate) fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
         LogLevel::Trace => LevelFilter::TRACE,
         LogLevel::Debug => LevelFilter::DEBUG,
