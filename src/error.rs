@@ -110,7 +110,9 @@ pub enum Error {
     },
 }
 
-fn describe_failures(failures: &[(String, String)]) -> String {
+/// `` `a` (panicked: boom), `b` (failed: ...) ``: the subsystems whose
+/// cleanup failed, for [`Error::CleanupFailed`] and a forced stop's error.
+pub(crate) fn describe_failures(failures: &[(String, String)]) -> String {
     failures
         .iter()
         .map(|(name, what)| format!("`{name}` ({what})"))

@@ -44,6 +44,7 @@ mod kill_stage;
 mod lock;
 mod logging;
 pub mod pid_file;
+mod regular_file;
 pub mod shutdown;
 pub mod signal;
 pub mod subsystem;

@@ -215,23 +215,7 @@ fn explain_open_error(err: io::Error) -> io::Error {
 /// Refuses anything but a regular file with one link: see "Misuse" in the
 /// module docs.
 fn check_regular(file: &File) -> io::Result<()> {
-    let metadata = file.metadata()?;
-    let kind = metadata.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_dir() {
-            "a directory"
-        } else if std::os::unix::fs::FileTypeExt::is_fifo(&kind) {
-            "a FIFO"
-        } else if std::os::unix::fs::FileTypeExt::is_socket(&kind) {
-            "a socket"
-        } else {
-            "a device"
-        };
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("it is {what}; a PID file must be a regular file"),
-        ));
-    }
+    let metadata = crate::regular_file::require_regular(file, "PID file")?;
     if metadata.nlink() > 1 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

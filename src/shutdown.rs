@@ -75,30 +75,6 @@ impl fmt::Display for ShutdownReason {
     }
 }
 
-/// A one-shot, wake-all flag: the actors crate's
-/// [`CancelToken`](proc_daemon_actors::cancel::CancelToken), whose
-/// cancel-versus-wait race is model-checked with loom
-/// (`loom-tests/tests/cancel.rs`).
-#[derive(Debug, Default)]
-pub(crate) struct Token(CancelToken);
-
-impl Token {
-    /// Cancels, waking every waiter. Whatever was written before
-    /// cancelling (the reason, the deadline) is visible to a waiter that
-    /// sees the flag.
-    pub(crate) fn cancel(&self) {
-        self.0.cancel();
-    }
-
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.0.is_cancelled()
-    }
-
-    pub(crate) async fn cancelled(&self) {
-        self.0.cancelled().await;
-    }
-}
-
 /// Waits on `notify` until `check` gives a value. Each check runs after
 /// registering for the next notification, so a `notify_waiters` between
 /// the check and the wait is not missed (`notify_waiters` wakes only
@@ -117,7 +93,7 @@ pub(crate) async fn wait_until<T>(notify: &Notify, mut check: impl FnMut() -> Op
 
 /// The daemon-wide part shared by every handle.
 pub(crate) struct DaemonShutdown {
-    pub(crate) token: Token,
+    pub(crate) token: CancelToken,
     reason: Mutex<Option<ShutdownReason>>,
     graceful_deadline: OnceLock<Instant>,
     /// Where [`ShutdownHandle::request_shutdown`] goes: the daemon's root
@@ -154,7 +130,7 @@ impl fmt::Debug for DaemonShutdown {
 impl DaemonShutdown {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(DaemonShutdown {
-            token: Token::default(),
+            token: CancelToken::default(),
             reason: Mutex::new(None),
             graceful_deadline: OnceLock::new(),
             requests: OnceLock::new(),
@@ -233,7 +209,7 @@ impl DaemonShutdown {
 #[derive(Clone)]
 pub struct ShutdownHandle {
     daemon: Arc<DaemonShutdown>,
-    incarnation: Option<Arc<Token>>,
+    incarnation: Option<Arc<CancelToken>>,
 }
 
 impl fmt::Debug for ShutdownHandle {
@@ -253,7 +229,7 @@ impl ShutdownHandle {
         }
     }
 
-    pub(crate) fn for_incarnation(daemon: Arc<DaemonShutdown>, token: Arc<Token>) -> Self {
+    pub(crate) fn for_incarnation(daemon: Arc<DaemonShutdown>, token: Arc<CancelToken>) -> Self {
         ShutdownHandle {
             daemon,
             incarnation: Some(token),
@@ -376,9 +352,10 @@ mod tests {
     fn incarnation_cancel_affects_only_that_incarnation() {
         runtime().block_on(async {
             let daemon = DaemonShutdown::new();
-            let first = Arc::new(Token::default());
+            let first = Arc::new(CancelToken::default());
             let mut one = ShutdownHandle::for_incarnation(daemon.clone(), first.clone());
-            let two = ShutdownHandle::for_incarnation(daemon.clone(), Arc::new(Token::default()));
+            let two =
+                ShutdownHandle::for_incarnation(daemon.clone(), Arc::new(CancelToken::default()));
             first.cancel();
             tokio::time::timeout(Duration::from_secs(5), one.cancelled())
                 .await

@@ -55,11 +55,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use proc_daemon_actors::cancel::CancelToken;
 use proc_daemon_actors::executor::JoinHandle;
 use proc_daemon_actors::message::CatchUnwind;
 use proc_daemon_actors::prelude::*;
 
-use crate::shutdown::{DaemonShutdown, ShutdownHandle, Token};
+use crate::shutdown::{DaemonShutdown, ShutdownHandle};
 use crate::{RestartPolicy, Result};
 
 pub use proc_daemon_actors::events::{SubsystemEvent, SubsystemState};
@@ -129,7 +130,7 @@ where
 pub struct SubsystemActor {
     subsystem: Arc<dyn Subsystem>,
     daemon: Arc<DaemonShutdown>,
-    incarnation: Arc<Token>,
+    incarnation: Arc<CancelToken>,
     running: Option<AbortOnDrop>,
 }
 
@@ -147,7 +148,7 @@ impl SubsystemActor {
         SubsystemActor {
             subsystem,
             daemon,
-            incarnation: Arc::new(Token::default()),
+            incarnation: Arc::new(CancelToken::default()),
             running: None,
         }
     }

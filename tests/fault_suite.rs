@@ -153,7 +153,7 @@ fn key(section: &str, line: &str) -> String {
 
 fn cases() -> Vec<Case> {
     let file = "daemon.toml line";
-    let mut cases = vec![
+    let cases = vec![
         // The file: syntax and structure.
         case("syntax error")
             .file("name = \n")
@@ -492,7 +492,7 @@ fn cases() -> Vec<Case> {
             .runs_and_warns()
             .says(&["monitoring.track_resources = true has no effect"]),
     ];
-    for case in &mut cases {
+    for case in &cases {
         if case.words.is_empty() {
             panic!("case `{}` checks no words", case.name);
         }

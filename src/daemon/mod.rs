@@ -104,18 +104,6 @@ use crate::{Config, Error, Result};
 
 pub use crate::exit::{EXIT_CLEAN, EXIT_CLEANUP_FAILED, EXIT_FAILURE, EXIT_FORCED, EXIT_KILLED};
 
-/// `; cleanup failed: a (panicked: boom)`, or nothing.
-fn describe_failed_cleanups(failures: &[(String, String)]) -> String {
-    if failures.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = failures
-        .iter()
-        .map(|(name, what)| format!("{name} ({what})"))
-        .collect();
-    format!("; cleanup failed: {}", list.join(", "))
-}
-
 /// The worker that runs the daemon's root actor, its root supervisor and
 /// its signal listeners. Keeping them together means a signal, the drain
 /// it starts and the report that ends it pass between tasks on one thread,
@@ -338,7 +326,14 @@ impl Daemon {
                 exit.reason,
                 exit.report.aborted,
                 exit.aborted_tasks,
-                describe_failed_cleanups(&exit.failed_cleanups),
+                if exit.failed_cleanups.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; cleanup failed in {}",
+                        crate::error::describe_failures(&exit.failed_cleanups)
+                    )
+                },
             ))),
         }
     }
