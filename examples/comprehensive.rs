@@ -38,7 +38,7 @@ struct Stats {
 }
 
 impl Actor for Stats {
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &ExitReason) {
         tracing::info!(samples = self.samples, total = self.total, %reason, "stats stopped");
     }
 }
@@ -95,7 +95,7 @@ impl Actor for Sampler {
         Ok(())
     }
 
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
         if let Some(timer) = self.timer.take() {
             timer.abort();
         }

@@ -28,7 +28,7 @@ struct Ponger {
 }
 
 impl Actor for Ponger {
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &ExitReason) {
         println!(
             "pong: stopped after returning {} balls ({reason})",
             self.returned

@@ -297,7 +297,7 @@ impl SignalConfig {
 /// reads the pipe and delivers the signals. Another worker, for a signal
 /// that stops the daemon (SIGTERM, SIGINT, SIGQUIT; the handler raises a
 /// flag first), marks the executor's shutdown as imminent
-/// ([`Executor::shutdown_imminent`]) and so spins instead of sleeping
+/// ([`ExecutorDrain::prepare`](proc_daemon_actors::executor::ExecutorDrain::prepare)) and so spins instead of sleeping
 /// again. By the time the root actor cancels the subsystems, some of which
 /// run on those workers, they are awake. Waking a sleeping thread costs
 /// on the order of 100 µs on a small VM, and this takes that wait off the
@@ -423,7 +423,7 @@ pub(crate) fn listen(
         let hurry = executor.clone();
         let woken = on_each_wake(SharedFd(wake.clone()), move || {
             if stopping.load(Ordering::Acquire) {
-                hurry.shutdown_imminent();
+                hurry.drain().prepare();
             }
             Ok(())
         });

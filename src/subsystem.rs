@@ -57,13 +57,13 @@ use std::sync::Arc;
 
 use proc_daemon_actors::cancel::CancelToken;
 use proc_daemon_actors::executor::JoinHandle;
-use proc_daemon_actors::message::CatchUnwind;
 use proc_daemon_actors::prelude::*;
+use proc_daemon_actors::support::{CatchUnwind, EventBus};
 
 use crate::shutdown::{DaemonShutdown, ShutdownHandle};
 use crate::{RestartPolicy, Result};
 
-pub use proc_daemon_actors::events::{SubsystemEvent, SubsystemState};
+pub use proc_daemon_actors::events::{ChildEvent as SubsystemEvent, ChildState as SubsystemState};
 
 /// The future a subsystem's `run` returns.
 pub type SubsystemFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
@@ -127,7 +127,7 @@ where
 }
 
 /// The actor that runs one [`Subsystem`]; see the module docs.
-pub struct SubsystemActor {
+pub(crate) struct SubsystemActor {
     subsystem: Arc<dyn Subsystem>,
     daemon: Arc<DaemonShutdown>,
     incarnation: Arc<CancelToken>,
@@ -201,7 +201,7 @@ impl Actor for SubsystemActor {
         Ok(())
     }
 
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
         self.incarnation.cancel();
         if let Some(AbortOnDrop(join)) = self.running.as_mut() {
             // Bounded by the child's shutdown timeout: past it the
@@ -294,7 +294,7 @@ impl Drop for AbortOnDrop {
 /// nothing.
 #[derive(Debug, Clone)]
 pub struct SubsystemManager {
-    bus: Arc<proc_daemon_actors::events::EventBus>,
+    bus: Arc<EventBus>,
 }
 
 impl Default for SubsystemManager {
@@ -307,13 +307,11 @@ impl SubsystemManager {
     /// A manager with its own, empty ring.
     pub fn new() -> Self {
         SubsystemManager {
-            bus: Arc::new(proc_daemon_actors::events::EventBus::new(
-                EVENT_RING_CAPACITY,
-            )),
+            bus: Arc::new(EventBus::new(EVENT_RING_CAPACITY)),
         }
     }
 
-    pub(crate) fn bus(&self) -> &Arc<proc_daemon_actors::events::EventBus> {
+    pub(crate) fn bus(&self) -> &Arc<EventBus> {
         &self.bus
     }
 

@@ -294,7 +294,8 @@ async fn run_returns_a_forced_stop_when_the_executor_is_shut_down_under_it() {
     let daemon = daemon_with_an_idle_service();
     daemon
         .executor()
-        .begin_shutdown(Duration::ZERO)
+        .drain()
+        .begin(Duration::ZERO)
         .expect("the executor was running");
     let err = within("run", daemon.run())
         .await

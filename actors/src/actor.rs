@@ -3,6 +3,7 @@
 //!
 //! ```
 //! use proc_daemon_actors::prelude::*;
+//! use proc_daemon_actors::spawn::spawn;
 //!
 //! struct Counter {
 //!     total: u64,
@@ -53,7 +54,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// default; `impl Actor for MyService {}` is a complete implementation.
 pub trait Actor: Sized + Send + 'static {
     /// Runs before the first message. An error stops the actor with
-    /// [`StopReason::StartFailed`], which a supervisor treats as a failure.
+    /// [`ExitReason::StartFailed`], which a supervisor treats as a failure.
     fn started(
         &mut self,
         ctx: &mut Context<Self>,
@@ -68,7 +69,7 @@ pub trait Actor: Sized + Send + 'static {
     fn stopped(
         &mut self,
         ctx: &mut Context<Self>,
-        reason: &StopReason,
+        reason: &ExitReason,
     ) -> impl Future<Output = ()> + Send {
         let _ = (ctx, reason);
         async {}
@@ -78,7 +79,7 @@ pub trait Actor: Sized + Send + 'static {
 /// Why an actor (or one incarnation of it) stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum StopReason {
+pub enum ExitReason {
     /// [`ActorRef::stop`](crate::ActorRef::stop) or
     /// [`Context::stop`](crate::Context::stop): it handled what was queued,
     /// then stopped.
@@ -107,28 +108,28 @@ pub enum StopReason {
     },
 }
 
-impl StopReason {
+impl ExitReason {
     /// Whether this counts as a failure for a supervisor's restart policy
     /// (a panic, a failed start, or a failure the actor reported).
     pub fn is_failure(&self) -> bool {
         matches!(
             self,
-            StopReason::Panicked { .. }
-                | StopReason::StartFailed { .. }
-                | StopReason::Failed { .. }
+            ExitReason::Panicked { .. }
+                | ExitReason::StartFailed { .. }
+                | ExitReason::Failed { .. }
         )
     }
 }
 
-impl fmt::Display for StopReason {
+impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StopReason::Requested => f.write_str("stop was requested"),
-            StopReason::Supervisor => f.write_str("stopped by its supervisor"),
-            StopReason::Completed => f.write_str("completed"),
-            StopReason::Failed { error } => write!(f, "failed: {error}"),
-            StopReason::Panicked { message } => write!(f, "panicked: {message}"),
-            StopReason::StartFailed { error } => write!(f, "started hook failed: {error}"),
+            ExitReason::Requested => f.write_str("stop was requested"),
+            ExitReason::Supervisor => f.write_str("stopped by its supervisor"),
+            ExitReason::Completed => f.write_str("completed"),
+            ExitReason::Failed { error } => write!(f, "failed: {error}"),
+            ExitReason::Panicked { message } => write!(f, "panicked: {message}"),
+            ExitReason::StartFailed { error } => write!(f, "started hook failed: {error}"),
         }
     }
 }

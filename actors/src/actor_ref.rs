@@ -4,6 +4,7 @@
 //! ```
 //! use std::time::Duration;
 //! use proc_daemon_actors::prelude::*;
+//! use proc_daemon_actors::spawn::spawn;
 //!
 //! struct Echo;
 //! impl Actor for Echo {}
@@ -36,122 +37,16 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 use crate::actor::{Actor, ActorId};
-use crate::error::{AskError, Stopped, TryTellError};
-use crate::events::{EventBus, SubsystemState};
-use crate::mailbox::{self, TrySendError};
+use crate::cell::{ActorState, Cell};
+use crate::error::{AskError, TellError, TryTellError};
+use crate::mailbox::TrySendError;
 use crate::message::{AskEnvelope, Envelope, Handler, TellEnvelope};
-use crate::system::SystemInbox;
-
-/// Where an actor is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ActorState {
-    /// Its `started` hook is running.
-    Starting,
-    /// It handles messages.
-    Running,
-    /// It is finishing: handling what was queued, or running `stopped`.
-    Stopping,
-    /// Its supervisor is about to start a new incarnation. Messages wait.
-    Restarting,
-    /// It has stopped for good; its mailbox is closed.
-    Stopped,
-}
-
-/// The state of an actor that has not started its first incarnation yet:
-/// reported as `Starting`, but distinct, so that the first `Starting` is
-/// a change worth an event.
-const NEW: u8 = 5;
-
-impl ActorState {
-    fn from_u8(value: u8) -> ActorState {
-        match value {
-            0 | NEW => ActorState::Starting,
-            1 => ActorState::Running,
-            2 => ActorState::Stopping,
-            3 => ActorState::Restarting,
-            _ => ActorState::Stopped,
-        }
-    }
-
-    fn as_u8(self) -> u8 {
-        match self {
-            ActorState::Starting => 0,
-            ActorState::Running => 1,
-            ActorState::Stopping => 2,
-            ActorState::Restarting => 3,
-            ActorState::Stopped => 4,
-        }
-    }
-}
-
-/// What every reference to one actor shares.
-pub(crate) struct Cell<A: Actor> {
-    pub(crate) id: ActorId,
-    pub(crate) mailbox: mailbox::Sender<Envelope<A>>,
-    pub(crate) system: SystemInbox,
-    state: AtomicU8,
-    stopped: Notify,
-    /// Where state changes are published, for supervised actors whose
-    /// supervisor has an event bus.
-    observer: OnceLock<(Arc<str>, Arc<EventBus>)>,
-}
-
-impl<A: Actor> Cell<A> {
-    pub(crate) fn new(mailbox: mailbox::Sender<Envelope<A>>) -> Arc<Self> {
-        Arc::new(Cell {
-            id: ActorId::next(),
-            mailbox,
-            system: SystemInbox::new(),
-            state: AtomicU8::new(NEW),
-            stopped: Notify::new(),
-            observer: OnceLock::new(),
-        })
-    }
-
-    /// Publishes this actor's state changes on `bus` under `name`.
-    pub(crate) fn observe(&self, name: Arc<str>, bus: Arc<EventBus>) {
-        let _ = self.observer.set((name, bus));
-    }
-
-    pub(crate) fn set_state(&self, state: ActorState) {
-        let previous = self.state.swap(state.as_u8(), Ordering::AcqRel);
-        if previous != state.as_u8() {
-            self.publish(match state {
-                ActorState::Starting => SubsystemState::Starting,
-                ActorState::Running => SubsystemState::Running,
-                ActorState::Stopping => SubsystemState::Stopping,
-                ActorState::Restarting => SubsystemState::Restarting,
-                ActorState::Stopped => SubsystemState::Stopped,
-            });
-        }
-        if state == ActorState::Stopped {
-            self.stopped.notify_waiters();
-        }
-    }
-
-    /// Publishes that an incarnation ended in a failure.
-    pub(crate) fn publish_failed(&self) {
-        self.publish(SubsystemState::Failed);
-    }
-
-    fn publish(&self, state: SubsystemState) {
-        if let Some((name, bus)) = self.observer.get() {
-            bus.publish(self.id, name, state);
-        }
-    }
-
-    pub(crate) fn state(&self) -> ActorState {
-        ActorState::from_u8(self.state.load(Ordering::Acquire))
-    }
-}
 
 /// A typed reference to a running actor. Cheap to clone; see the module
 /// docs.
@@ -219,7 +114,7 @@ impl<A: Actor> ActorRef<A> {
     /// Sends `msg` without waiting for it to be handled. On a full bounded
     /// mailbox it waits for room (backpressure). Fails, handing the
     /// message back, only if the actor has stopped for good.
-    pub async fn tell<M>(&self, msg: M) -> Result<(), Stopped<M>>
+    pub async fn tell<M>(&self, msg: M) -> Result<(), TellError<M>>
     where
         A: Handler<M>,
         M: Send + 'static,
@@ -229,7 +124,7 @@ impl<A: Actor> ActorRef<A> {
             .mailbox
             .send(envelope)
             .await
-            .map_err(|error| Stopped(take_tell(error.0)))
+            .map_err(|error| TellError(take_tell(error.0)))
     }
 
     /// Sends `msg` if the mailbox has room now, handing it back otherwise.
@@ -273,13 +168,7 @@ impl<A: Actor> ActorRef<A> {
 
     /// Waits until the actor has stopped for good.
     pub async fn wait_for_stop(&self) {
-        loop {
-            let stopped = self.cell.stopped.notified();
-            if self.cell.state() == ActorState::Stopped {
-                return;
-            }
-            stopped.await;
-        }
+        self.cell.wait_for_stop().await;
     }
 
     /// A reference that knows only the message type `M`.
@@ -375,7 +264,7 @@ where
 
 /// What a [`Recipient`] needs from the actor behind it.
 trait Deliver<M>: Send + Sync {
-    fn tell(&self, msg: M) -> Pin<Box<dyn Future<Output = Result<(), Stopped<M>>> + Send + '_>>;
+    fn tell(&self, msg: M) -> Pin<Box<dyn Future<Output = Result<(), TellError<M>>> + Send + '_>>;
     fn try_tell(&self, msg: M) -> Result<(), TryTellError<M>>;
     fn id(&self) -> ActorId;
     fn is_alive(&self) -> bool;
@@ -386,7 +275,7 @@ where
     A: Handler<M>,
     M: Send + 'static,
 {
-    fn tell(&self, msg: M) -> Pin<Box<dyn Future<Output = Result<(), Stopped<M>>> + Send + '_>> {
+    fn tell(&self, msg: M) -> Pin<Box<dyn Future<Output = Result<(), TellError<M>>> + Send + '_>> {
         Box::pin(ActorRef::tell(self, msg))
     }
 
@@ -428,7 +317,7 @@ impl<M> fmt::Debug for Recipient<M> {
 
 impl<M: Send + 'static> Recipient<M> {
     /// As [`ActorRef::tell`].
-    pub async fn tell(&self, msg: M) -> Result<(), Stopped<M>> {
+    pub async fn tell(&self, msg: M) -> Result<(), TellError<M>> {
         self.inner.tell(msg).await
     }
 

@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use crate::actor::{Actor, ActorId, StopReason};
+use crate::actor::{Actor, ActorId, ExitReason};
 use crate::actor_ref::ActorRef;
 use crate::executor::{Executor, JoinHandle};
 use crate::spawn::SpawnOptions;
@@ -83,7 +83,7 @@ impl<A: Actor> Context<A> {
     pub fn spawn_linked<C: Actor>(&mut self, child: C) -> ActorRef<C> {
         let parent = self.me.clone();
         let parent_incarnation = parent.cell().system.incarnation();
-        let report = move |child: ActorId, reason: &StopReason| {
+        let report = move |child: ActorId, reason: &ExitReason| {
             if reason.is_failure() {
                 parent.cell().system.send_to_incarnation(
                     parent_incarnation,
@@ -143,14 +143,14 @@ impl<A: Actor> Context<A> {
 
     /// Stops the actor for good once the current message is handled: it
     /// closes its mailbox, handles what was already queued, runs `stopped`
-    /// with [`StopReason::Requested`], and
+    /// with [`ExitReason::Requested`], and
     /// ends. A supervisor does not restart it.
     pub fn stop(&mut self) {
         self.end = Some(EndRequest::Stop);
     }
 
     /// Ends this incarnation cleanly once the current message is handled
-    /// ([`StopReason::Completed`]). The
+    /// ([`ExitReason::Completed`]). The
     /// mailbox stays open: a supervisor restarts the actor if its policy
     /// is `Always`, and stops it for good otherwise.
     pub fn complete(&mut self) {
@@ -158,7 +158,7 @@ impl<A: Actor> Context<A> {
     }
 
     /// Ends this incarnation as a failure once the current message is
-    /// handled ([`StopReason::Failed`]), as a
+    /// handled ([`ExitReason::Failed`]), as a
     /// panic would, without panicking. A supervisor applies its restart
     /// policy.
     pub fn fail(&mut self, error: impl Into<String>) {

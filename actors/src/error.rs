@@ -11,17 +11,17 @@ use std::time::Duration;
 /// (its mailbox is closed). The message is handed back.
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the actor has stopped; the message was not delivered")]
-pub struct Stopped<M>(pub M);
+pub struct TellError<M>(pub M);
 
 // By hand, so that `unwrap()` works whatever the message type (as for
 // `std::sync::mpsc::SendError`).
-impl<M> fmt::Debug for Stopped<M> {
+impl<M> fmt::Debug for TellError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Stopped(..)")
+        f.write_str("TellError(..)")
     }
 }
 
-impl<M> Stopped<M> {
+impl<M> TellError<M> {
     /// The message that was not delivered.
     pub fn into_inner(self) -> M {
         self.0
@@ -85,8 +85,8 @@ pub enum AskError {
 
 /// A failed `tell` in a function that also asks: both mean the actor has
 /// stopped. (The message is dropped.)
-impl<M> From<Stopped<M>> for AskError {
-    fn from(_: Stopped<M>) -> Self {
+impl<M> From<TellError<M>> for AskError {
+    fn from(_: TellError<M>) -> Self {
         AskError::Stopped
     }
 }

@@ -60,7 +60,7 @@ use std::time::Duration;
 use kameo::Reply;
 use kameo::actor::Spawn;
 
-use crate::actor::{Actor, BoxError, StopReason};
+use crate::actor::{Actor, BoxError, ExitReason};
 use crate::context::Context;
 use crate::message::Handler;
 use crate::system::SystemMsg;
@@ -144,7 +144,7 @@ where
         Ok(())
     }
 
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
         let Some(kameo_ref) = self.running.take() else {
             return;
         };

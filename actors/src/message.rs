@@ -27,7 +27,6 @@
 use std::any::{Any, type_name};
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context as TaskContext, Poll};
@@ -37,7 +36,7 @@ use tokio::sync::oneshot;
 use crate::actor::Actor;
 use crate::context::Context;
 use crate::error::AskError;
-use crate::executor::panic_message;
+use crate::panic::CatchUnwind;
 use crate::pool::PoolBox;
 
 /// An actor that handles messages of type `M` and answers each with a
@@ -305,48 +304,6 @@ where
 
     fn message_type() -> &'static str {
         type_name::<M>()
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Polls a future inside `catch_unwind`, turning a panic into
-    /// `Err(message)`. The future is not polled again after a panic. The
-    /// actor loop wraps every handler in it; the daemon wraps every
-    /// subsystem body.
-    ///
-    /// ```
-    /// use proc_daemon_actors::message::CatchUnwind;
-    ///
-    /// let caught = futures_lite_block_on(CatchUnwind::new(async { panic!("boom") }));
-    /// assert_eq!(caught, Err::<(), _>("boom".to_owned()));
-    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
-    /// # }
-    /// ```
-    #[derive(Debug)]
-    pub struct CatchUnwind<F> {
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F> CatchUnwind<F> {
-    /// Wraps `future`.
-    pub fn new(future: F) -> Self {
-        CatchUnwind { future }
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let future = self.project().future;
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
-        }
     }
 }
 

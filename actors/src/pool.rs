@@ -2,12 +2,13 @@
 //! message makes, sized by `performance.memory_pool_size`.
 //!
 //! ```
-//! use proc_daemon_actors::pool;
+//! use proc_daemon_actors::{pool, support};
 //!
 //! // Once per process, before the first message (a daemon does this from
-//! // its config). Later calls are refused: blocks already handed out must
-//! // go back to the allocator they came from.
-//! let _ = pool::install(1 << 20);
+//! // its config, `performance.memory_pool_size`). Later calls are refused:
+//! // blocks already handed out must go back to the allocator they came
+//! // from.
+//! let _ = support::install_message_pool(1 << 20);
 //! let stats = pool::stats();
 //! assert!(stats.installed_bytes == 0 || stats.installed_bytes >= 1 << 19);
 //! ```
@@ -29,7 +30,7 @@
 //! this order:
 //!
 //! 1. a block given back earlier, from a `crossbeam-queue` [`ArrayQueue`]
-//!    of at most [`RECYCLED_CAPACITY`] blocks;
+//!    of at most `RECYCLED_CAPACITY` (256) blocks;
 //! 2. a block given back while that queue was full, from a
 //!    `crossbeam-queue` [`SegQueue`] (the spill);
 //! 3. the slab's next block that was never handed out: a counter, bumped
@@ -46,7 +47,7 @@
 //!   goes to the global allocator with its own layout.
 //!
 //! The choice depends only on the layout, on the pool's configuration,
-//! which is fixed at the first use ([`install`] is refused afterwards), and
+//! which is fixed at the first use (installing is refused afterwards), and
 //! on the address, so freeing always takes the same path as allocating.
 //!
 //! Invariants: every block of a slab is in exactly one place: below the
@@ -73,7 +74,7 @@
 //! are handed out in address order only when nothing given back is
 //! waiting, so the blocks in use are about as many as the most messages
 //! ever in flight at once, and the memory they cover is all that becomes
-//! resident. The queue stays small ([`RECYCLED_CAPACITY`] slots) because
+//! resident. The queue stays small (`RECYCLED_CAPACITY` slots) because
 //! it only has to hold what is given back between two allocations; a
 //! burst beyond it goes to the spill, which grows and shrinks with it.
 
@@ -87,12 +88,12 @@ use crate::loom::{AtomicU64, AtomicUsize, Ordering};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
 /// The block sizes, smallest first.
-pub const CLASS_SIZES: [usize; 4] = [64, 128, 256, 512];
+pub(crate) const CLASS_SIZES: [usize; 4] = [64, 128, 256, 512];
 /// The alignment of every pooled block.
-pub const BLOCK_ALIGN: usize = 64;
+pub(crate) const BLOCK_ALIGN: usize = 64;
 /// The most given-back blocks a class keeps in its queue (16 bytes a
 /// slot); more go to its spill.
-pub const RECYCLED_CAPACITY: usize = 256;
+pub(crate) const RECYCLED_CAPACITY: usize = 256;
 
 /// A free block. Plain memory owned by the pool, so it may move between
 /// threads.
@@ -105,7 +106,7 @@ unsafe impl Send for Block {}
 #[derive(Debug)]
 struct Class {
     layout: Layout,
-    /// Blocks given back, up to [`RECYCLED_CAPACITY`].
+    /// Blocks given back, up to `RECYCLED_CAPACITY`.
     recycled: ArrayQueue<Block>,
     /// Blocks given back while `recycled` was full.
     spilled: SegQueue<Block>,
@@ -176,12 +177,12 @@ struct Pool {
 #[cfg(not(loom))]
 static POOL: OnceLock<Pool> = OnceLock::new();
 
-/// The largest pool [`install`] accepts: 1 GiB. The pool is allocated
+/// The largest pool [`install_message_pool`](crate::support::install_message_pool) accepts: 1 GiB. The pool is allocated
 /// whole at start, so a mistyped size (`1e12`) would otherwise ask the
 /// allocator for a terabyte.
 pub const MAX_BYTES: usize = 1 << 30;
 
-/// Why [`install`] did not configure the pool.
+/// Why [`install_message_pool`](crate::support::install_message_pool) did not configure the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InstallError {
@@ -224,7 +225,7 @@ pub enum InstallError {
 /// [`InstallError::OutOfMemory`] if the memory cannot be allocated (never
 /// an abort).
 #[cfg(not(loom))]
-pub fn install(bytes: usize) -> Result<(), InstallError> {
+pub(crate) fn install(bytes: usize) -> Result<(), InstallError> {
     if bytes > MAX_BYTES {
         return Err(InstallError::TooLarge { bytes });
     }

@@ -3,6 +3,7 @@
 //!
 //! ```
 //! use proc_daemon_actors::prelude::*;
+//! use proc_daemon_actors::spawn::spawn;
 //! use proc_daemon_actors::registry::Registry;
 //!
 //! struct Cache;

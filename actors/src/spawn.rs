@@ -28,8 +28,9 @@
 use std::future::poll_fn;
 use std::task::Poll;
 
-use crate::actor::{Actor, ActorId, StopReason};
-use crate::actor_ref::{ActorRef, ActorState, Cell};
+use crate::actor::{Actor, ActorId, ExitReason};
+use crate::actor_ref::ActorRef;
+use crate::cell::{ActorState, Cell};
 use crate::context::{Context, EndRequest};
 use crate::dead_letter::{self, DeadLetter, DeadLetterReason};
 use crate::executor::{Executor, JoinHandle, SpawnError};
@@ -129,7 +130,7 @@ pub(crate) fn spawn_reporting<A: Actor>(
     worker: Option<usize>,
     actor: A,
     options: SpawnOptions,
-    report: impl FnOnce(ActorId, &StopReason) + Send + 'static,
+    report: impl FnOnce(ActorId, &ExitReason) + Send + 'static,
 ) -> (ActorRef<A>, JoinHandle<()>) {
     let (me, mut inboxes) = new_actor(options);
     let task = {
@@ -208,23 +209,23 @@ pub(crate) async fn run_incarnation<A: Actor>(
     executor: &Executor,
     inboxes: &mut Inboxes<A>,
     incarnation: u64,
-) -> StopReason {
+) -> ExitReason {
     let mut ctx = Context::new(me.clone(), executor.clone());
     me.cell().system.start_incarnation(incarnation);
     me.cell().set_state(ActorState::Starting);
-    match crate::message::CatchUnwind::new(actor.started(&mut ctx)).await {
+    match crate::panic::CatchUnwind::new(actor.started(&mut ctx)).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
             ctx.stop_linked_children().await;
             me.cell().publish_failed();
-            return StopReason::StartFailed {
+            return ExitReason::StartFailed {
                 error: error.to_string(),
             };
         }
         Err(message) => {
             ctx.stop_linked_children().await;
             me.cell().publish_failed();
-            return StopReason::Panicked { message };
+            return ExitReason::Panicked { message };
         }
     }
     me.cell().set_state(ActorState::Running);
@@ -241,13 +242,13 @@ pub(crate) async fn run_incarnation<A: Actor>(
         })
         .await;
         match next {
-            Next::System(SystemMsg::EndIncarnation) => break StopReason::Supervisor,
-            Next::System(SystemMsg::Fail(error)) => break StopReason::Failed { error },
-            Next::System(SystemMsg::Complete) => break StopReason::Completed,
+            Next::System(SystemMsg::EndIncarnation) => break ExitReason::Supervisor,
+            Next::System(SystemMsg::Fail(error)) => break ExitReason::Failed { error },
+            Next::System(SystemMsg::Complete) => break ExitReason::Completed,
             Next::System(SystemMsg::Stop) => {
                 begin_stopping(me, inboxes, &mut stopping);
             }
-            Next::Drained => break StopReason::Requested,
+            Next::Drained => break ExitReason::Requested,
             Next::Message(envelope) => {
                 let message_type = envelope.message_type();
                 if let Outcome::Panicked { message } = envelope.dispatch(&mut actor, &mut ctx).await
@@ -260,19 +261,19 @@ pub(crate) async fn run_incarnation<A: Actor>(
                             message: message.clone(),
                         },
                     });
-                    break StopReason::Panicked { message };
+                    break ExitReason::Panicked { message };
                 }
                 match ctx.take_end_request() {
                     None => {}
                     Some(EndRequest::Stop) => begin_stopping(me, inboxes, &mut stopping),
-                    Some(EndRequest::Complete) => break StopReason::Completed,
-                    Some(EndRequest::Fail(error)) => break StopReason::Failed { error },
+                    Some(EndRequest::Complete) => break ExitReason::Completed,
+                    Some(EndRequest::Fail(error)) => break ExitReason::Failed { error },
                 }
             }
         }
     };
     me.cell().set_state(ActorState::Stopping);
-    if let Err(message) = crate::message::CatchUnwind::new(actor.stopped(&mut ctx, &reason)).await {
+    if let Err(message) = crate::panic::CatchUnwind::new(actor.stopped(&mut ctx, &reason)).await {
         tracing::error!(actor = %me.id(), %message, "an actor's stopped hook panicked");
     }
     ctx.stop_linked_children().await;

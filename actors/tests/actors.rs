@@ -6,7 +6,7 @@ use std::time::Duration;
 use proc_daemon_actors::dead_letter::{self, DeadLetter, DeadLetterReason};
 use proc_daemon_actors::mailbox::{Backend, Capacity};
 use proc_daemon_actors::prelude::*;
-use proc_daemon_actors::spawn::{SpawnOptions, spawn_with};
+use proc_daemon_actors::spawn::{SpawnOptions, spawn, spawn_with};
 use proc_daemon_actors::{ActorId, ActorState};
 
 mod common;
@@ -41,7 +41,7 @@ impl Actor for Recorder {
         Ok(())
     }
 
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &ExitReason) {
         self.push(format!("stopped: {reason}"));
     }
 }

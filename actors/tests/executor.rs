@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proc_daemon_actors::executor::topology::{Cpu, Topology, allowed_cpus, parse_cpu_list};
-use proc_daemon_actors::executor::{
-    ABORT_GRACE, Executor, JoinError, JoinHandle, ShutdownError, SpawnError,
-};
+use proc_daemon_actors::executor::{Executor, JoinError, JoinHandle, ShutdownError, SpawnError};
 use proc_daemon_actors::mailbox;
+use proc_daemon_actors::support::ABORT_GRACE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The CPUs the calling thread may run on, as the kernel reports them in
@@ -588,14 +587,14 @@ fn await_workers_exited(
         .enable_time()
         .build()
         .unwrap()
-        .block_on(async { tokio::time::timeout(within, executor.workers_exited_async()).await })
+        .block_on(async { tokio::time::timeout(within, executor.drain().finished()).await })
 }
 
 #[test]
 fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
     let executor = Executor::builder().worker_threads(2).build().unwrap();
     assert!(matches!(
-        executor.wait_shutdown(),
+        executor.drain().wait(),
         Err(ShutdownError::NotStarted)
     ));
     // A task that outlives the call to begin_shutdown: it gets until the
@@ -609,9 +608,9 @@ fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 flag.store(true, Ordering::SeqCst);
             }));
-            on_worker.begin_shutdown(Duration::from_secs(5)).unwrap();
+            on_worker.drain().begin(Duration::from_secs(5)).unwrap();
             assert!(matches!(
-                on_worker.begin_shutdown(Duration::from_secs(5)),
+                on_worker.drain().begin(Duration::from_secs(5)),
                 Err(ShutdownError::AlreadyShutDown)
             ));
         })
@@ -620,8 +619,8 @@ fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
     await_workers_exited(&executor, Duration::from_secs(5))
         .expect("the workers exit once their last task is done");
     assert!(finished.load(Ordering::SeqCst), "the task ran to its end");
-    assert!(executor.workers_exited());
-    let report = executor.wait_shutdown().unwrap();
+    assert!(executor.drain().is_finished());
+    let report = executor.drain().wait().unwrap();
     assert_eq!(report.aborted_tasks, 0);
     assert!(report.stuck_workers.is_empty());
 }
@@ -640,9 +639,7 @@ fn the_worker_that_began_the_shutdown_gives_up_on_a_stuck_one() {
     let started = Instant::now();
     executor
         .spawn_on(0, async move {
-            on_worker
-                .begin_shutdown(Duration::from_millis(100))
-                .unwrap();
+            on_worker.drain().begin(Duration::from_millis(100)).unwrap();
         })
         .unwrap()
         .join()
@@ -654,8 +651,8 @@ fn the_worker_that_began_the_shutdown_gives_up_on_a_stuck_one() {
         waited >= Duration::from_millis(100) + ABORT_GRACE,
         "gave up early: {waited:?}"
     );
-    assert!(!executor.workers_exited(), "worker 1 is still blocked");
-    let report = executor.wait_shutdown().unwrap();
+    assert!(!executor.drain().is_finished(), "worker 1 is still blocked");
+    let report = executor.drain().wait().unwrap();
     assert_eq!(report.stuck_workers, vec![1], "{report:?}");
     assert_eq!(slow.join(), Err(JoinError::Aborted));
     // The blocking task ends on its own, and its worker exits after it.
@@ -672,7 +669,7 @@ fn a_worker_done_before_the_deadline_does_not_wait_for_the_others() {
     let started = Instant::now();
     executor
         .spawn_on(0, async move {
-            on_worker.begin_shutdown(Duration::from_secs(5)).unwrap();
+            on_worker.drain().begin(Duration::from_secs(5)).unwrap();
         })
         .unwrap()
         .join()
@@ -684,7 +681,7 @@ fn a_worker_done_before_the_deadline_does_not_wait_for_the_others() {
         "resolved before worker 1 was done: {:?}",
         started.elapsed()
     );
-    let report = executor.wait_shutdown().unwrap();
+    let report = executor.drain().wait().unwrap();
     assert!(report.stuck_workers.is_empty(), "{report:?}");
     assert_eq!(blocker.join(), Ok(()));
 }
@@ -755,7 +752,7 @@ fn a_shutdown_under_way_keeps_workers_spinning_within_a_budget() {
     // Let it settle asleep.
     std::thread::sleep(Duration::from_millis(50));
     let before = cpu_time_of_thread("spin-budget-0");
-    executor.shutdown_imminent();
+    executor.drain().prepare();
     // 200 wake-ups, 2 ms apart: without a budget each would be followed by
     // 250 us of spinning, 50 ms in all.
     for _ in 0..200 {

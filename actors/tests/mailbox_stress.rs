@@ -47,7 +47,7 @@ fn run(capacity: Capacity, backend: Backend, async_receiver: bool) {
         };
         if async_receiver {
             let mut batch = Vec::with_capacity(256);
-            while mailbox::block_on(rx.recv_many(&mut batch, 256)) > 0 {
+            while proc_daemon_actors::support::block_on(rx.recv_many(&mut batch, 256)) > 0 {
                 batch.drain(..).for_each(&mut check);
             }
         } else {

@@ -52,7 +52,7 @@ impl Actor for Worker {
         Ok(())
     }
 
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, reason: &ExitReason) {
         self.log
             .lock()
             .unwrap()
@@ -564,7 +564,8 @@ fn spawning_and_stopping_100k_actors_under_one_supervisor() {
 
 #[test]
 fn every_state_change_is_published_for_polling_and_subscribers() {
-    use proc_daemon_actors::events::{EventBus, SubsystemEvent, SubsystemState};
+    use proc_daemon_actors::events::{ChildEvent, ChildState};
+    use proc_daemon_actors::support::EventBus;
 
     let executor = executor();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -588,11 +589,11 @@ fn every_state_change_is_published_for_polling_and_subscribers() {
             child.id()
         }
     });
-    let states_of = |events: Vec<SubsystemEvent>| -> Vec<SubsystemState> {
+    let states_of = |events: Vec<ChildEvent>| -> Vec<ChildState> {
         events
             .into_iter()
             .map(|event| match event {
-                SubsystemEvent::StateChanged {
+                ChildEvent::StateChanged {
                     id, name, state, ..
                 } => {
                     assert_eq!(id, child_id);
@@ -602,7 +603,7 @@ fn every_state_change_is_published_for_polling_and_subscribers() {
             })
             .collect()
     };
-    use SubsystemState::*;
+    use ChildState::*;
     let expected = [
         Starting, Running, Stopping, Failed, Restarting, Starting, Running, Stopping, Stopped,
     ];
@@ -629,9 +630,9 @@ fn every_state_change_is_published_for_polling_and_subscribers() {
             until_stopped(&root).await;
         }
     });
-    let kept: Vec<SubsystemState> = std::iter::from_fn(|| small.try_next_event())
+    let kept: Vec<ChildState> = std::iter::from_fn(|| small.try_next_event())
         .map(|event| match event {
-            SubsystemEvent::StateChanged { state, .. } => state,
+            ChildEvent::StateChanged { state, .. } => state,
         })
         .collect();
     assert_eq!(kept, [Stopping, Stopped]);
@@ -696,7 +697,7 @@ fn consecutive_failed_health_checks_restart_the_child() {
 /// Ignores its stop request: its `stopped` hook never returns.
 struct Stubborn;
 impl Actor for Stubborn {
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
         std::future::pending::<()>().await;
     }
 }
@@ -714,7 +715,7 @@ where
     F: FnOnce(ActorRef<Supervisor>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    use proc_daemon_actors::supervision::Drain;
+    use proc_daemon_actors::support::Drain;
     let root = root.clone();
     run_within(executor, Duration::from_secs(10), async move {
         add(root.clone()).await;
@@ -777,7 +778,7 @@ fn drain_stops_in_reverse_and_aborts_an_overrunning_child_at_the_force_deadline(
 /// Says when its `stopped` hook starts, then never returns from it.
 struct SaysItIsStopping(Arc<std::sync::atomic::AtomicBool>);
 impl Actor for SaysItIsStopping {
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
         self.0.store(true, Ordering::SeqCst);
         std::future::pending::<()>().await;
     }
@@ -787,7 +788,7 @@ impl Actor for SaysItIsStopping {
 fn a_child_its_supervisor_stops_sends_it_no_exit_report() {
     // The supervisor waits on the incarnation's handle itself; a report
     // would only queue behind the drain and be discarded as stale.
-    use proc_daemon_actors::supervision::Drain;
+    use proc_daemon_actors::support::Drain;
     use std::sync::atomic::AtomicBool;
     let executor = executor();
     let root = Supervisor::builder().spawn(&executor);
@@ -833,7 +834,7 @@ fn a_child_its_supervisor_stops_sends_it_no_exit_report() {
 /// Takes 150 ms to stop.
 struct SlowToStop;
 impl Actor for SlowToStop {
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }

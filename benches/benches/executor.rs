@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use proc_daemon::actors::executor::Executor;
-use proc_daemon::actors::mailbox::{self, Receiver, Sender, block_on as futures_block_on};
+use proc_daemon::actors::mailbox::{self, Receiver, Sender};
+use proc_daemon::actors::support::block_on as futures_block_on;
 
 const WORKERS: usize = 2;
 

@@ -38,7 +38,8 @@ impl Handler<Add> for Counter {
 }
 
 fn child(bytes: usize) {
-    pool::install(bytes).expect("the first configuration of this process");
+    proc_daemon::actors::support::install_message_pool(bytes)
+        .expect("the first configuration of this process");
     let executor = Executor::builder()
         .worker_threads(2)
         .thread_pinning(true)

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use super::source::Source;
 
 /// `Result<T, ConfigError>`, what the configuration's functions return.
-pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// A [`ConfigError`] from its parts.
 pub(crate) fn config_error(

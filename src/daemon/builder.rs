@@ -353,7 +353,7 @@ fn warn_about_inert_keys(config: &Config) {
 /// that the daemon fails at start with words, never aborts.
 fn install_message_pool(bytes: usize) -> Result<()> {
     use proc_daemon_actors::pool::InstallError;
-    match proc_daemon_actors::pool::install(bytes) {
+    match proc_daemon_actors::support::install_message_pool(bytes) {
         Ok(()) => tracing::debug!(bytes, "message pool installed"),
         Err(InstallError::AlreadyInstalled { installed_bytes }) if installed_bytes == bytes => {}
         Err(err @ InstallError::AlreadyInstalled { .. }) => tracing::warn!(

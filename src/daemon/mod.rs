@@ -264,11 +264,12 @@ impl Daemon {
         // the executor's shutdown, gives up on the stuck one at that
         // deadline plus `ABORT_GRACE` (the executor's watch.rs), and this
         // returns then; otherwise the kill stage ends the process.
-        executor.workers_exited_async().await;
+        let drain = executor.drain();
+        drain.finished().await;
         let finish = self.inner.finish.take(&executor).await;
         // Now it does not block on the workers: they have exited, or the
         // wait is past its deadline.
-        let executor_report = executor.wait_shutdown().ok();
+        let executor_report = drain.wait().ok();
         let aborted_tasks = executor_report.as_ref().map_or(0, |r| r.aborted_tasks);
         if aborted_tasks > 0 {
             tracing::warn!(
@@ -394,11 +395,11 @@ impl Daemon {
         }
         // Begun before the root actor stops, whose `Drop` would otherwise
         // begin it with no time left.
-        let executor = &self.inner.executor;
-        let _ = executor.begin_shutdown(self.inner.config.force_shutdown_timeout());
+        let drain = self.inner.executor.drain();
+        let _ = drain.begin(self.inner.config.force_shutdown_timeout());
         self.inner.actor.stop();
         self.inner.root.stop();
-        let _ = executor.wait_shutdown();
+        let _ = drain.wait();
         drop(lock(&self.inner.pid_file).take());
     }
 }

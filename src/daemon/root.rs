@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proc_daemon_actors::events::EventBus;
-use proc_daemon_actors::executor::{ABORT_GRACE, Executor, JoinHandle};
+use proc_daemon_actors::executor::{Executor, JoinHandle};
 use proc_daemon_actors::prelude::*;
-use proc_daemon_actors::supervision::{Drain, DrainReport, Escalation};
+use proc_daemon_actors::supervision::{DrainReport, Escalation};
+use proc_daemon_actors::support::{ABORT_GRACE, Drain, EventBus, panic_message};
 
 use crate::Config;
 use crate::kill_stage::KillSwitch;
@@ -92,7 +92,7 @@ impl FinishRecord {
             // No record, yet every worker is gone (the root actor's own
             // `Drop` records one): the executor was shut down from outside
             // before the root actor was dropped.
-            executor.workers_exited().then(|| Finish {
+            executor.drain().is_finished().then(|| Finish {
                 reason: ShutdownReason::Escalated(
                     "the daemon's executor was shut down outside the daemon".into(),
                 ),
@@ -141,7 +141,7 @@ impl Handler<SignalReceived> for DaemonActor {
                     if let Err(panic) =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler()))
                     {
-                        tracing::error!(%signal, panic = %proc_daemon_actors::executor::panic_message(panic.as_ref()), "the signal handler panicked");
+                        tracing::error!(%signal, panic = %panic_message(panic.as_ref()), "the signal handler panicked");
                     }
                 } else {
                     tracing::warn!(%signal, "{signal} received with no handler set; ignored");
@@ -231,7 +231,7 @@ impl Drop for DaemonActor {
             forced: true,
             escalation: None,
         });
-        let _ = self.executor.begin_shutdown(Duration::ZERO);
+        let _ = self.executor.drain().begin(Duration::ZERO);
     }
 }
 
@@ -280,7 +280,7 @@ impl DaemonActor {
             .is_some_and(|root| root.try_tell(drain).is_ok());
         // The cancellations below start a chain of hand-offs between
         // workers; keep them awake through it.
-        ctx.executor().shutdown_imminent();
+        ctx.executor().drain().prepare();
         self.shutdown.begin(reason, self.config.shutdown_timeout());
         if !queued {
             // The root already stopped (it gave up): nothing to drain.
@@ -339,7 +339,7 @@ impl DaemonActor {
         });
         // This actor ends after this handler; the workers then wind down,
         // and the last one to exit wakes `run`.
-        if let Err(err) = ctx.executor().begin_shutdown(remaining) {
+        if let Err(err) = ctx.executor().drain().begin(remaining) {
             tracing::warn!(%err, "the executor was already shutting down");
         }
         ctx.stop();

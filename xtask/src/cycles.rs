@@ -24,7 +24,7 @@ struct Arrow {
 }
 
 /// Runs the check over `<root>/src`; `Err` lists the cycles.
-pub fn check(root: &Path) -> Result<(), String> {
+pub(crate) fn check(root: &Path) -> Result<(), String> {
     let src = root.join("src");
     let files = rust_files(&src)?;
     let modules: BTreeSet<String> = files

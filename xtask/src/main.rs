@@ -34,7 +34,7 @@ use results::Results;
 
 /// How long and how often each bench runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Short runs: checks that the command and every bench still work.
     Quick,
     /// The run whose figures go into the docs.

@@ -10,7 +10,7 @@ const END: &str = "<!-- END GENERATED -->";
 /// The names of the document's generated sections, in order. Fails on a
 /// BEGIN without its END, an END without a BEGIN, a nested BEGIN, or a
 /// name used twice.
-pub fn section_names(document: &str) -> Result<Vec<String>, String> {
+pub(crate) fn section_names(document: &str) -> Result<Vec<String>, String> {
     let mut names: Vec<String> = Vec::new();
     let mut open: Option<(String, usize)> = None;
     for (index, line) in document.lines().enumerate() {
@@ -48,7 +48,7 @@ fn begin_name(line: &str) -> Option<&str> {
 }
 
 /// `document` with the body of section `name` replaced by `body`.
-pub fn replace(document: &str, name: &str, body: &str) -> Result<String, String> {
+pub(crate) fn replace(document: &str, name: &str, body: &str) -> Result<String, String> {
     section_names(document)?;
     let mut out = String::with_capacity(document.len() + body.len());
     let mut inside = false;

@@ -12,7 +12,7 @@ use crate::results::{Results, number};
 use crate::stamp::Stamp;
 
 /// The generated sections, in the order they are run and rendered.
-pub const SECTIONS: [&str; 11] = [
+pub(crate) const SECTIONS: [&str; 11] = [
     "config_load",
     "mailbox",
     "executor",
@@ -32,7 +32,7 @@ const NOISE_BAND: f64 = 0.05;
 
 /// One bench of `benches/` and how it is run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bench {
+pub(crate) struct Bench {
     /// The `--bench` name.
     pub name: &'static str,
     kind: Kind,
@@ -63,7 +63,7 @@ fn run(json: &'static str, quick: &[&'static str], full: &[&'static str]) -> Bin
 }
 
 /// The benches `sections` need, each once.
-pub fn benches_for(sections: &[&'static str]) -> Vec<Bench> {
+pub(crate) fn benches_for(sections: &[&'static str]) -> Vec<Bench> {
     let mut benches: Vec<Bench> = Vec::new();
     for section in sections {
         for bench in benches_of(section) {
@@ -164,16 +164,16 @@ const SHUTDOWN_RUNS: [(&str, &str, &str); 4] = [
 
 /// Runs benches for one report.
 #[derive(Debug)]
-pub struct Runner<'a> {
+pub(crate) struct Runner<'a> {
     /// The workspace root.
     pub root: &'a Path,
     /// Quick or full.
-    pub mode: Mode,
+    pub(crate) mode: Mode,
 }
 
 impl Runner<'_> {
     /// Runs `bench` and loads what it wrote into `results`.
-    pub fn run(&self, bench: &Bench, results: &mut Results) -> Result<(), String> {
+    pub(crate) fn run(&self, bench: &Bench, results: &mut Results) -> Result<(), String> {
         let base = [
             "bench",
             "-p",
@@ -264,7 +264,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// The section's table, stamped.
-pub fn render(section: &str, results: &Results, stamp: &Stamp) -> Result<String, String> {
+pub(crate) fn render(section: &str, results: &Results, stamp: &Stamp) -> Result<String, String> {
     let body = match section {
         "config_load" => config_load(results)?,
         "mailbox" => mailbox(results)?,

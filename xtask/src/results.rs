@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Everything the benches of one run produced.
 #[derive(Debug)]
-pub struct Results {
+pub(crate) struct Results {
     dir: PathBuf,
     /// Criterion's median per element, in nanoseconds, by full id
     /// (`group/function`).
@@ -20,7 +20,7 @@ pub struct Results {
 
 impl Results {
     /// Results kept under `dir`.
-    pub fn new(dir: &Path) -> Results {
+    pub(crate) fn new(dir: &Path) -> Results {
         Results {
             dir: dir.to_path_buf(),
             criterion: BTreeMap::new(),
@@ -29,19 +29,19 @@ impl Results {
     }
 
     /// Where criterion keeps its files for this run.
-    pub fn criterion_home(&self) -> PathBuf {
+    pub(crate) fn criterion_home(&self) -> PathBuf {
         self.dir.join("criterion")
     }
 
     /// Where a bench binary writes the JSON named `name`.
-    pub fn json_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn json_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.json"))
     }
 
     /// Reads every criterion benchmark under [`criterion_home`](Self::criterion_home):
     /// each `new/benchmark.json` (the id and the throughput) with the
     /// `new/estimates.json` beside it (the median).
-    pub fn load_criterion(&mut self) -> Result<(), String> {
+    pub(crate) fn load_criterion(&mut self) -> Result<(), String> {
         let home = self.criterion_home();
         let mut found = Vec::new();
         find_files(&home, "benchmark.json", &mut found)?;
@@ -70,14 +70,14 @@ impl Results {
     }
 
     /// Reads the JSON a bench binary wrote under `name`.
-    pub fn load_json(&mut self, name: &str) -> Result<(), String> {
+    pub(crate) fn load_json(&mut self, name: &str) -> Result<(), String> {
         let value = read_json(&self.json_path(name))?;
         self.json.insert(name.to_owned(), value);
         Ok(())
     }
 
     /// The median time per element of criterion benchmark `id`, in ns.
-    pub fn ns(&self, id: &str) -> Result<f64, String> {
+    pub(crate) fn ns(&self, id: &str) -> Result<f64, String> {
         self.criterion
             .get(id)
             .copied()
@@ -85,7 +85,7 @@ impl Results {
     }
 
     /// The JSON a bench binary wrote under `name`.
-    pub fn json(&self, name: &str) -> Result<&Value, String> {
+    pub(crate) fn json(&self, name: &str) -> Result<&Value, String> {
         self.json
             .get(name)
             .ok_or_else(|| format!("no results named {name:?} (did its bench run?)"))
@@ -94,7 +94,7 @@ impl Results {
 
 /// A number at `pointer` (a JSON pointer such as `/exit/upstream/median_us`)
 /// in `value`, or an error naming what is missing.
-pub fn number(value: &Value, pointer: &str) -> Result<f64, String> {
+pub(crate) fn number(value: &Value, pointer: &str) -> Result<f64, String> {
     value
         .pointer(pointer)
         .and_then(Value::as_f64)

@@ -20,7 +20,7 @@ const PEERS: [&str; 6] = [
 
 /// The stamp of one run.
 #[derive(Debug, Clone)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     /// `YYYY-MM-DD`, UTC.
     pub date: String,
     /// The CPU model from /proc/cpuinfo.
@@ -30,12 +30,12 @@ pub struct Stamp {
     /// `name version` of each peer crate.
     pub peers: Vec<String>,
     /// Quick or full.
-    pub mode: Mode,
+    pub(crate) mode: Mode,
 }
 
 impl Stamp {
     /// Reads the machine and `root`'s Cargo.lock.
-    pub fn collect(root: &Path, mode: Mode) -> Result<Stamp, String> {
+    pub(crate) fn collect(root: &Path, mode: Mode) -> Result<Stamp, String> {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo")
             .map_err(|err| format!("reading /proc/cpuinfo: {err}"))?;
         let cpu = cpuinfo
@@ -69,7 +69,7 @@ impl Stamp {
     }
 
     /// The line printed under each table.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let run = match self.mode {
             Mode::Full => "full run",
             Mode::Quick => "**quick run: for checking the command, not for quoting**",

@@ -71,6 +71,7 @@
 //! `PerformanceConfig::executor_builder` does the mapping.
 
 mod blocking;
+pub(crate) mod drain;
 mod spin;
 mod task;
 pub(crate) mod task_state;
@@ -78,7 +79,6 @@ pub mod topology;
 mod watch;
 mod worker;
 
-use crate::lock::lock;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -88,15 +88,12 @@ use tokio::sync::oneshot;
 
 use blocking::BlockingPool;
 use task::Task;
-pub use task::{JoinError, JoinHandle, panic_message};
+pub use drain::ExecutorDrain;
+pub use task::{JoinError, JoinHandle};
 use topology::Topology;
 use watch::ShutdownWatch;
 use worker::{CurrentWorker, ExitGuard, WorkerShared, WorkerStart};
 pub use worker::{WorkerInfo, WorkerMetrics};
-
-/// After the shutdown deadline, how long the workers get to drop the
-/// tasks they abort before a worker that has not exited counts as stuck.
-pub const ABORT_GRACE: Duration = Duration::from_millis(100);
 
 /// The default for [`ExecutorBuilder::idle_spin`].
 pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(20);
@@ -281,7 +278,7 @@ impl ExecutorBuilder {
                 },
             };
             // Detached: the worker reports its own exit (see
-            // `wait_shutdown`), so the handle is never joined.
+            // `ExecutorDrain::wait`), so the handle is never joined.
             std::thread::Builder::new()
                 .name(thread_name.clone())
                 .spawn(move || worker::run(start))
@@ -410,9 +407,9 @@ pub enum ShutdownError {
     /// Another call already shut the executor down.
     #[error("the executor is already shut down")]
     AlreadyShutDown,
-    /// [`Executor::wait_shutdown`] was called before
-    /// [`Executor::begin_shutdown`].
-    #[error("Executor::wait_shutdown was called before Executor::begin_shutdown")]
+    /// [`ExecutorDrain::wait`] was called before
+    /// [`ExecutorDrain::begin`].
+    #[error("ExecutorDrain::wait was called before ExecutorDrain::begin")]
     NotStarted,
 }
 
@@ -422,7 +419,8 @@ pub enum ShutdownError {
 pub struct ShutdownReport {
     /// Tasks still running at the timeout, which were dropped (aborted).
     pub aborted_tasks: usize,
-    /// Workers that had not exited by the deadline plus [`ABORT_GRACE`]:
+    /// Workers that had not exited by the deadline plus
+    /// [`ABORT_GRACE`](drain::ABORT_GRACE) (100 ms):
     /// a task on them blocks the thread. Their threads are left running.
     pub stuck_workers: Vec<usize>,
     /// How long the shutdown took.
@@ -451,7 +449,7 @@ struct Inner {
     exited: Mutex<Vec<bool>>,
     /// Notified by each worker as it exits, after its `exits` send.
     exit_notify: Arc<tokio::sync::Notify>,
-    /// Gives up on stuck workers for `workers_exited_async` (watch.rs).
+    /// Gives up on stuck workers for `ExecutorDrain::finished` (watch.rs).
     watch: Arc<ShutdownWatch>,
     /// When shutdown began, and its deadline.
     shutdown_window: Mutex<Option<(Instant, Instant)>>,
@@ -587,159 +585,21 @@ impl Executor {
     /// it through `spawn_blocking` (of another runtime). See
     /// [`ShutdownReport`] for what it reports.
     pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport, ShutdownError> {
-        self.begin_shutdown(timeout)?;
+        let drain = self.drain();
+        drain.begin(timeout)?;
         if let Some(worker) = self.current_worker() {
             self.inner.blocking.shutdown(Duration::ZERO);
             return Err(ShutdownError::CalledFromOwnWorker { worker });
         }
-        self.wait_shutdown()
+        drain.wait()
     }
 
-    /// Tells the workers that a shutdown is under way, before it reaches
-    /// the executor. Until the executor stops, an idle worker watches its
-    /// queues for up to 250 µs before it sleeps (instead of
-    /// [`idle_spin`](ExecutorBuilder::idle_spin)), and at most 20 ms in
-    /// all per worker.
-    ///
-    /// A staged shutdown is a chain of hand-offs between workers: a
-    /// cancelled task wakes on one worker, reports to its supervisor on
-    /// another, which stops the next child, and finally every worker is
-    /// told to exit. Waking a sleeping thread costs on the order of 100 µs
-    /// on a small VM, more than the work itself; a worker that is spinning
-    /// picks the hand-off up at once. A daemon calls this when its shutdown
-    /// begins; [`begin_shutdown`](Self::begin_shutdown) calls it too.
-    pub fn shutdown_imminent(&self) {
-        for worker in &self.inner.workers {
-            worker.shared.hurry();
-        }
-    }
-
-    /// The first half of [`shutdown`](Self::shutdown), which never blocks
-    /// and may be called from a task on a worker: stops accepting tasks and
-    /// tells every worker to finish its tasks by `timeout` from now, then
-    /// exit. Finish with [`wait_shutdown`](Self::wait_shutdown) from a
-    /// thread of its own.
-    ///
-    /// A daemon calls this from its root actor the moment its tree has
-    /// stopped, so that the workers wind down while the thread that will
-    /// wait for them is still being woken.
-    pub fn begin_shutdown(&self, timeout: Duration) -> Result<(), ShutdownError> {
-        self.shutdown_imminent();
-        let started = Instant::now();
-        if !self.inner.accepting.swap(false, Ordering::AcqRel) {
-            return Err(ShutdownError::AlreadyShutDown);
-        }
-        let deadline = started + timeout;
-        *lock(&self.inner.shutdown_window) = Some((started, deadline));
-        // Before any stop is sent: a worker that drains must find it.
-        self.inner.watch.begin(self.current_worker(), deadline);
-        for worker in &self.inner.workers {
-            let stop = lock(&worker.stop).take();
-            if let Some(stop) = stop {
-                worker.shared.stop_sent();
-                // The worker may have exited already (a panic outside a
-                // task); then there is nothing to stop.
-                let _ = stop.send(deadline);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether every worker has exited after
-    /// [`begin_shutdown`](Self::begin_shutdown), without waiting: then
-    /// [`wait_shutdown`](Self::wait_shutdown) returns without blocking on
-    /// the workers.
-    pub fn workers_exited(&self) -> bool {
-        let exits = lock(&self.inner.exits);
-        let mut exited = lock(&self.inner.exited);
-        while let Ok(index) = exits.try_recv() {
-            exited[index] = true;
-        }
-        exited.iter().all(|&done| done)
-    }
-
-    /// Resolves once every worker has exited (see
-    /// [`workers_exited`](Self::workers_exited)): an async way to wait for
-    /// the workers after [`begin_shutdown`](Self::begin_shutdown), from
-    /// any runtime, without blocking a thread.
-    ///
-    /// A worker stuck in blocking code never exits. When `begin_shutdown`
-    /// was called from one of this executor's workers and that worker's own
-    /// tasks ran until the deadline (or were aborted there), it gives up on
-    /// the stuck ones at the deadline plus [`ABORT_GRACE`], and this
-    /// resolves once it has exited; [`wait_shutdown`](Self::wait_shutdown)
-    /// then lists them in [`ShutdownReport::stuck_workers`] without
-    /// waiting. Otherwise (begun from another thread, or that worker done
-    /// before the deadline, or stuck itself) it does not time out: race it
-    /// against a deadline of your own. A daemon's kill stage is that
-    /// deadline.
-    pub async fn workers_exited_async(&self) {
-        loop {
-            let notified = self.inner.exit_notify.notified();
-            let mut notified = std::pin::pin!(notified);
-            // Registered before the check, so an exit in between wakes it.
-            notified.as_mut().enable();
-            if self.workers_exited() || self.inner.watch.settled() {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    /// The second half of [`shutdown`](Self::shutdown): waits for the
-    /// workers to exit (aborting what runs at the deadline) and stops the
-    /// blocking pool. Blocks the calling thread.
-    ///
-    /// A worker reports its exit after the last of its thread's own code,
-    /// thread-local destructors included, has run (see worker.rs); only the
-    /// kernel's teardown of the thread is left, so the thread is not
-    /// joined (it was detached at start). Joining would wait for that
-    /// teardown, 50 to 100 µs on a small VM, on every daemon's way out.
-    ///
-    /// # Errors
-    ///
-    /// [`ShutdownError::NotStarted`] before
-    /// [`begin_shutdown`](Self::begin_shutdown);
-    /// [`ShutdownError::CalledFromOwnWorker`] from a worker of this
-    /// executor.
-    pub fn wait_shutdown(&self) -> Result<ShutdownReport, ShutdownError> {
-        let Some((started, deadline)) = *lock(&self.inner.shutdown_window) else {
-            return Err(ShutdownError::NotStarted);
-        };
-        if let Some(worker) = self.current_worker() {
-            return Err(ShutdownError::CalledFromOwnWorker { worker });
-        }
-        let mut exited = {
-            let exits = lock(&self.inner.exits);
-            let mut exited = lock(&self.inner.exited);
-            let give_up = deadline + ABORT_GRACE;
-            while exited.iter().any(|done| !done) {
-                let wait = give_up.saturating_duration_since(Instant::now());
-                match exits.recv_timeout(wait) {
-                    Ok(index) => exited[index] = true,
-                    Err(_) => break,
-                }
-            }
-            exited.clone()
-        };
-        let mut aborted_tasks = 0;
-        let mut stuck_workers = Vec::new();
-        for (worker, exited) in self.inner.workers.iter().zip(exited.drain(..)) {
-            // A stuck worker's thread is left to the process's exit.
-            if exited {
-                aborted_tasks += worker.shared.aborted_at_deadline();
-            } else {
-                stuck_workers.push(worker.info.index);
-            }
-        }
-        self.inner
-            .blocking
-            .shutdown(deadline.saturating_duration_since(Instant::now()));
-        Ok(ShutdownReport {
-            aborted_tasks,
-            stuck_workers,
-            elapsed: started.elapsed(),
-        })
+    /// The same shutdown as [`shutdown`](Self::shutdown), in steps that
+    /// never block until the last: for code that must begin the shutdown
+    /// on a worker and wait for it elsewhere, or wait without blocking a
+    /// thread. See [`ExecutorDrain`].
+    pub fn drain(&self) -> ExecutorDrain {
+        ExecutorDrain::new(self.clone())
     }
 
     fn pick_worker(&self) -> usize {

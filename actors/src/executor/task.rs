@@ -16,7 +16,6 @@
 //! message, an abort, or a rejection because the executor was already
 //! shutting down. Nothing is dropped silently.
 
-use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::Future;
@@ -29,6 +28,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::task_state::{JoinWaker, RunAction, TaskState};
 use super::worker::{self, WorkerShared};
+use crate::panic::panic_message;
 
 /// Marks a task that is not in its worker's registry.
 pub(crate) const NOT_REGISTERED: usize = usize::MAX;
@@ -291,18 +291,6 @@ impl JoinError {
     }
 }
 
-/// The text of a panic payload (`panic!` gives a `&str` or a `String`;
-/// anything else reads as "`Box<dyn Any>`").
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(the panic payload is not a string)".to_owned()
-    }
-}
-
 /// An owned permission to wait for a task's output, or to abort it.
 ///
 /// Dropping the handle detaches the task; it keeps running. Awaiting it
@@ -384,7 +372,7 @@ impl<T> JoinHandle<T> {
     /// threads: called from inside an async task it would block that
     /// task's worker, so await the handle there instead.
     pub fn join(self) -> Result<T, JoinError> {
-        crate::mailbox::block_on(self)
+        crate::mailbox::park::block_on(self)
     }
 }
 

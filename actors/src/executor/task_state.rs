@@ -34,6 +34,10 @@
 //!    `COMPLETE` before it takes the waker, and the joiner checks again
 //!    under the lock.
 
+// `pub` items in a `pub(crate)` module: under `--cfg loom` this module is
+// `proc_daemon_actors::executor::task_state`, and the loom models call them.
+#![cfg_attr(not(loom), allow(unreachable_pub))]
+
 use std::task::Waker;
 
 use crate::loom::{AtomicUsize, Mutex, Ordering};

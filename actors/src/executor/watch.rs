@@ -3,14 +3,14 @@
 //!
 //! A worker whose task never returns from a poll (a `std::thread::sleep`,
 //! a lock held elsewhere, a blocking read) cannot be stopped. Once the
-//! shutdown deadline plus [`ABORT_GRACE`](super::ABORT_GRACE) has passed,
+//! shutdown deadline plus [`ABORT_GRACE`](super::drain::ABORT_GRACE) has passed,
 //! the executor counts it as stuck:
-//! [`Executor::workers_exited_async`](super::Executor::workers_exited_async)
+//! [`ExecutorDrain::finished`](super::ExecutorDrain::finished)
 //! resolves anyway, and
-//! [`Executor::wait_shutdown`](super::Executor::wait_shutdown) lists it in
+//! [`ExecutorDrain::wait`](super::ExecutorDrain::wait) lists it in
 //! [`ShutdownReport::stuck_workers`](super::ShutdownReport::stuck_workers).
 //!
-//! Something has to notice that deadline. `wait_shutdown` blocks its
+//! Something has to notice that deadline. `ExecutorDrain::wait` blocks its
 //! caller with a timeout, but the async wait has no thread to block, and a
 //! thread kept for the purpose costs every process a thread that its exit
 //! must wake to end (docs/performance-history.md, "Daemon"). So the worker that
@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::ABORT_GRACE;
+use super::drain::ABORT_GRACE;
 use crate::lock::lock;
 // Through the shim like every atomic of the crate. There is no loom model
 // of this file: its waits are on tokio's `Notify` and timer, which do not

@@ -141,7 +141,7 @@ pub(crate) struct WorkerShared {
     /// Tasks still alive when the shutdown deadline passed, which the
     /// worker then aborted.
     aborted_at_deadline: AtomicUsize,
-    /// Set when a shutdown is under way (`Executor::shutdown_imminent`):
+    /// Set when a shutdown is under way (`ExecutorDrain::prepare`):
     /// the worker spins longer before it sleeps.
     hurry: AtomicBool,
     /// Set when the stop has been sent: a spinning worker lets tokio poll
@@ -566,7 +566,7 @@ pub struct WorkerInfo {
 pub(crate) struct ExitGuard {
     pub(crate) index: usize,
     pub(crate) exits: mpsc::Sender<usize>,
-    /// Wakes async waiters (`Executor::workers_exited_async`) when the
+    /// Wakes async waiters (`ExecutorDrain::finished`) when the
     /// last worker exits: waking them at each exit would only put them
     /// back to sleep.
     pub(crate) exited: Arc<tokio::sync::Notify>,

@@ -17,7 +17,7 @@
 //! assert_eq!(rx.recv().await, None);
 //! # });
 //! # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     proc_daemon_actors::mailbox::block_on(f)
+//! #     proc_daemon_actors::support::block_on(f)
 //! # }
 //! ```
 //!
@@ -56,18 +56,20 @@
 mod array;
 mod list;
 mod locked;
+pub(crate) mod park;
 pub(crate) mod signal;
 
 use std::fmt;
 use std::future::Future;
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll, Wake, Waker};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use self::array::Array;
 use self::list::List;
 use self::locked::Locked;
+use self::park::block_on;
 use self::signal::{RecvSignal, Waiter};
-use crate::loom::{Arc, Backoff, Ordering, thread};
+use crate::loom::{Arc, Backoff, Ordering};
 
 /// Aligns a value to a cache line, so that the producers' and the receiver's
 /// hot fields do not share one. 64 bytes: the line size of the x86-64 and
@@ -739,34 +741,6 @@ impl fmt::Display for TryRecvError {
 }
 
 impl std::error::Error for TryRecvError {}
-
-/// Wakes a thread blocked in [`block_on`].
-struct ThreadWaker(thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs a future to completion on the current thread, parking the thread
-/// while it waits. This is what the `blocking_*` methods use; it is public
-/// for tests and small tools, not as an executor.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        thread::park();
-    }
-}
 
 #[cfg(test)]
 mod tests;

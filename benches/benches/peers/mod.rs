@@ -3,9 +3,9 @@
 use proc_daemon::actors::prelude::*;
 
 /// A proc-daemon actor that does nothing.
-pub struct Idle;
+pub(crate) struct Idle;
 impl Actor for Idle {}
 
 /// A kameo actor that does nothing.
 #[derive(kameo::Actor)]
-pub struct KIdle;
+pub(crate) struct KIdle;

@@ -56,7 +56,7 @@
 //!   started after it. Children start in order and stop in reverse order.
 //! - Restart intensity: more than `max_restarts` restarts within `window`
 //!   make the supervisor give up: it stops its children in reverse order and
-//!   fails ([`StopReason::Failed`]), which its own supervisor sees as a
+//!   fails ([`ExitReason::Failed`]), which its own supervisor sees as a
 //!   child failure. Supervisors nest, so a restart storm escalates.
 //! - Every child has a shutdown timeout: a graceful stop first, then its
 //!   task is aborted.
@@ -71,23 +71,28 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // Restart bookkeeping (intensity windows, stable runs) reads tokio's clock,
 // which is the system clock unless a test pauses it: then backoff, resets
 // and intensity follow the paused time together.
 use tokio::time::Instant as TokioInstant;
 
-use crate::actor::{Actor, ActorId, StopReason};
-use crate::actor_ref::{ActorRef, ActorState, Recipient};
+use crate::actor::{Actor, ActorId, ExitReason};
+use crate::actor_ref::{ActorRef, Recipient};
+use crate::cell::ActorState;
 use crate::context::Context;
 use crate::error::AskError;
-use crate::events::EventBus;
-use crate::executor::{Executor, JoinHandle, panic_message};
+use crate::events::bus::EventBus;
+use crate::executor::{Executor, JoinHandle};
+use crate::panic::panic_message;
 use crate::mailbox::Capacity;
 use crate::message::Handler;
 use crate::spawn::{Inboxes, SpawnOptions, close_for_good, new_actor, run_incarnation};
 use crate::system::SystemMsg;
+
+pub(crate) mod drain;
+pub use drain::DrainReport;
 
 /// When a child is restarted. See the module docs for the OTP meanings.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,40 +258,6 @@ pub struct Escalation {
     pub error: String,
 }
 
-/// Stops every child for good, in reverse start order, against a deadline:
-/// the staged shutdown of a daemon. Reply: a [`DrainReport`].
-///
-/// Each child is asked to stop and gets its own shutdown timeout, capped
-/// at `force_at`. A child that overruns its timeout is not aborted at once
-/// (as [`ActorRef::stop`] on the supervisor would): the drain moves on to
-/// the next child and leaves it running until `force_at`, when every child
-/// still running is aborted. No child is restarted once a drain starts, and
-/// the supervisor stops itself when the drain is done.
-///
-/// Send it with `try_tell` and a `report_to` when its place in the mailbox
-/// matters: everything queued after it (exit reports of children that end
-/// because of the shutdown) is handled as part of the drain, never as a
-/// reason to restart. An `ask` enqueues only when first polled.
-#[derive(Debug)]
-pub struct Drain {
-    /// When children still running are aborted.
-    pub force_at: Instant,
-    /// Also sent the report, for callers that `try_tell` the drain.
-    pub report_to: Option<Recipient<DrainReport>>,
-}
-
-/// What a [`Drain`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DrainReport {
-    /// Children that stopped within their shutdown timeout, in the order
-    /// they stopped.
-    pub stopped: Vec<String>,
-    /// Children that overran their timeout but stopped before `force_at`.
-    pub late: Vec<String>,
-    /// Children aborted at `force_at`.
-    pub aborted: Vec<String>,
-}
-
 impl fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Supervisor")
@@ -319,7 +290,7 @@ struct Child {
     backoff_reset_after: Duration,
     /// Bumped for every incarnation, so that a stale exit report is ignored.
     generation: u64,
-    running: Option<JoinHandle<StopReason>>,
+    running: Option<JoinHandle<ExitReason>>,
     started_at: TokioInstant,
     consecutive_failures: u32,
     stopped_for_good: bool,
@@ -336,7 +307,7 @@ impl Child {
     /// more, its health check and pending restart are cancelled, and a
     /// running incarnation is asked to stop. Returns that incarnation, for
     /// the caller to wait on.
-    fn retire(&mut self) -> Option<JoinHandle<StopReason>> {
+    fn retire(&mut self) -> Option<JoinHandle<ExitReason>> {
         self.stopped_for_good = true;
         let generation = self.generation;
         self.generation += 1;
@@ -378,7 +349,7 @@ trait ChildRunner: Send {
         executor: &Executor,
         supervisor: ActorRef<Supervisor>,
         generation: u64,
-    ) -> JoinHandle<StopReason>;
+    ) -> JoinHandle<ExitReason>;
     /// Asks incarnation `generation` to end, keeping the mailbox. (A
     /// request for an incarnation that has already ended is dropped.)
     fn end_incarnation(&self, generation: u64);
@@ -456,7 +427,7 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
         executor: &Executor,
         supervisor: ActorRef<Supervisor>,
         generation: u64,
-    ) -> JoinHandle<StopReason> {
+    ) -> JoinHandle<ExitReason> {
         let made = catch_unwind(AssertUnwindSafe(|| (self.factory)()));
         let slot = self.slot.clone();
         let report_slot = self.slot.clone();
@@ -464,7 +435,7 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
         let exec = executor.clone();
         let incarnation = async move {
             let reason = match made {
-                Err(payload) => StopReason::Panicked {
+                Err(payload) => ExitReason::Panicked {
                     message: format!(
                         "the child's factory panicked: {}",
                         panic_message(payload.as_ref())
@@ -478,7 +449,7 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
                             .expect("a fresh lease holds the mailboxes");
                         run_incarnation(actor, &me, &exec, inboxes, generation).await
                     }
-                    None => StopReason::Failed {
+                    None => ExitReason::Failed {
                         error: "the child's mailbox is held by another incarnation".to_owned(),
                     },
                 },
@@ -704,7 +675,7 @@ struct AddChild(Option<Child>);
 struct ChildExited {
     id: ActorId,
     generation: u64,
-    reason: StopReason,
+    reason: ExitReason,
 }
 
 /// A delayed restart is due.
@@ -714,7 +685,7 @@ struct RestartDue {
 }
 
 impl Actor for Supervisor {
-    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &StopReason) {
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
         self.stop_children_for_good(0).await;
     }
 }
@@ -783,7 +754,7 @@ impl Handler<HealthFailed> for Supervisor {
         }
         tracing::warn!(child = %self.children[index].name, failures = failed.failures, "health check failed; ending the incarnation");
         self.end_incarnation(index).await;
-        let reason = StopReason::Failed {
+        let reason = ExitReason::Failed {
             error: format!("the health check failed {} times in a row", failed.failures),
         };
         self.on_child_ended(index, reason, ctx).await;
@@ -802,54 +773,6 @@ impl Handler<RestartDue> for Supervisor {
         }) {
             Self::start_child(&mut self.children[index], ctx);
         }
-    }
-}
-
-impl Handler<Drain> for Supervisor {
-    type Reply = DrainReport;
-
-    async fn handle(&mut self, drain: Drain, ctx: &mut Context<Self>) -> DrainReport {
-        // From here on nothing restarts: exit reports are ignored.
-        self.giving_up = true;
-        let mut report = DrainReport::default();
-        let mut overran = Vec::new();
-        let mut timer = StopTimer::new();
-        for index in (0..self.children.len()).rev() {
-            let child = &mut self.children[index];
-            if child.stopped_for_good {
-                continue;
-            }
-            if let Some(mut running) = child.retire() {
-                let deadline = (Instant::now() + child.shutdown_timeout).min(drain.force_at);
-                if timer.wait(&mut running, deadline.into()).await.is_some() {
-                    report.stopped.push(child.name.clone());
-                } else {
-                    tracing::warn!(child = %child.name, timeout = ?child.shutdown_timeout, "child overran its shutdown timeout; it is aborted at the force deadline unless it stops first");
-                    overran.push((child.name.clone(), running));
-                }
-            } else {
-                report.stopped.push(child.name.clone());
-            }
-            child.runner.close_for_good();
-        }
-        for (name, mut running) in overran {
-            if timer
-                .wait(&mut running, drain.force_at.into())
-                .await
-                .is_some()
-            {
-                report.late.push(name);
-            } else {
-                tracing::error!(child = %name, "force deadline reached; aborting the child");
-                running.abort();
-                report.aborted.push(name);
-            }
-        }
-        ctx.stop();
-        if let Some(to) = &drain.report_to {
-            let _ = to.try_tell(report.clone());
-        }
-        report
     }
 }
 
@@ -894,14 +817,14 @@ impl Supervisor {
     /// Child `index`'s incarnation has ended with `reason` (its `running`
     /// handle already taken): apply its policy, the intensity and the
     /// strategy.
-    async fn on_child_ended(&mut self, index: usize, reason: StopReason, ctx: &mut Context<Self>) {
+    async fn on_child_ended(&mut self, index: usize, reason: ExitReason, ctx: &mut Context<Self>) {
         let child = &mut self.children[index];
         if let Some(health) = child.health_task.take() {
             health.abort();
         }
         let restart = match (&child.policy, &reason) {
             // Stopped for good: the mailbox is closed.
-            (_, StopReason::Requested) => false,
+            (_, ExitReason::Requested) => false,
             (RestartPolicy::Never, _) => false,
             (RestartPolicy::Always, _) => true,
             (RestartPolicy::OnFailure | RestartPolicy::ExponentialBackoff { .. }, reason) => {
@@ -1061,7 +984,7 @@ impl Supervisor {
 /// them (see `InboxLease`).
 async fn wait_or_abort(
     timer: &mut StopTimer,
-    mut running: JoinHandle<StopReason>,
+    mut running: JoinHandle<ExitReason>,
     timeout: Duration,
     name: &str,
 ) {

@@ -1,17 +1,23 @@
-//! Lifecycle events: every state change of a supervised actor, published
-//! for polling and for subscribers.
+//! The event bus: where supervisors publish their children's events, for
+//! polling and for subscribers.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use proc_daemon_actors::events::{EventBus, SubsystemEvent};
+//! use proc_daemon_actors::events::ChildEvent;
+//! use proc_daemon_actors::support::EventBus;
 //!
 //! let bus = Arc::new(EventBus::new(1024));
 //! bus.enable();
 //! // Hand it to a supervisor: Supervisor::builder().events(bus.clone()).
-//! while let Some(SubsystemEvent::StateChanged { id, name, state, at }) = bus.try_next_event() {
+//! while let Some(ChildEvent::StateChanged { id, name, state, at }) = bus.try_next_event() {
 //!     println!("[{at:?}] {name} ({id}) -> {state:?}");
 //! }
 //! ```
+//!
+//! `pub` for the daemon crate, which reaches it through
+//! [`support`](crate::support) and offers it as `SubsystemManager`; it is
+//! not part of the actor API.
+//!
 //!
 //! Publishing never blocks an actor. Polled events sit in a bounded
 //! lock-free ring (`crossbeam_queue::ArrayQueue`); when it is full the oldest
@@ -34,54 +40,17 @@ use std::time::SystemTime;
 
 use crossbeam_queue::ArrayQueue;
 
+use super::{ChildEvent, ChildState};
 use crate::actor::ActorId;
 use crate::mailbox::{self, TrySendError};
-
-/// A supervised actor's state, as events report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SubsystemState {
-    /// Its `started` hook is running.
-    Starting,
-    /// It handles messages.
-    Running,
-    /// It is finishing an incarnation.
-    Stopping,
-    /// It has stopped for good.
-    Stopped,
-    /// Its incarnation ended in a failure (a panic, a failed start, or a
-    /// reported failure); the supervisor decides what next.
-    Failed,
-    /// It waits for its next incarnation.
-    Restarting,
-}
-
-/// Something that happened to a supervised actor.
-///
-/// Not `#[non_exhaustive]`: the API reference matches on it with one arm,
-/// and a new kind of event is a breaking change that callers should see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubsystemEvent {
-    /// The actor moved to `state`.
-    StateChanged {
-        /// The actor (the same across restarts).
-        id: ActorId,
-        /// Its name under its supervisor.
-        name: Arc<str>,
-        /// The new state.
-        state: SubsystemState,
-        /// When, by the wall clock.
-        at: SystemTime,
-    },
-}
 
 /// Where events go. See the module docs.
 pub struct EventBus {
     polling: AtomicBool,
     has_subscribers: AtomicBool,
     /// Created by the first `enable` (see the module docs).
-    ring: OnceLock<ArrayQueue<SubsystemEvent>>,
-    subscribers: Mutex<Vec<mailbox::Sender<SubsystemEvent>>>,
+    ring: OnceLock<ArrayQueue<ChildEvent>>,
+    subscribers: Mutex<Vec<mailbox::Sender<ChildEvent>>>,
     capacity: usize,
     dropped: AtomicU64,
 }
@@ -125,14 +94,14 @@ impl EventBus {
     }
 
     /// The oldest event not yet taken, if any. Never blocks.
-    pub fn try_next_event(&self) -> Option<SubsystemEvent> {
+    pub fn try_next_event(&self) -> Option<ChildEvent> {
         self.ring.get()?.pop()
     }
 
     /// A new subscription: every event from now on, in a bounded mailbox
     /// of the bus's capacity. Receive with `recv().await`. Dropping the
     /// receiver ends the subscription.
-    pub fn subscribe(&self) -> mailbox::Receiver<SubsystemEvent> {
+    pub fn subscribe(&self) -> mailbox::Receiver<ChildEvent> {
         let (tx, rx) = mailbox::bounded(self.capacity);
         let mut subscribers = self
             .subscribers
@@ -162,13 +131,13 @@ impl EventBus {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn publish(&self, id: ActorId, name: &Arc<str>, state: SubsystemState) {
+    pub(crate) fn publish(&self, id: ActorId, name: &Arc<str>, state: ChildState) {
         let polling = self.polling.load(Ordering::Acquire);
         let subscribed = self.has_subscribers.load(Ordering::Acquire);
         if !polling && !subscribed {
             return;
         }
-        let event = SubsystemEvent::StateChanged {
+        let event = ChildEvent::StateChanged {
             id,
             name: name.clone(),
             state,
@@ -207,7 +176,7 @@ mod tests {
         bus.publish(
             ActorId::next(),
             &Arc::from("worker"),
-            SubsystemState::Running,
+            ChildState::Running,
         );
     }
 
@@ -225,8 +194,8 @@ mod tests {
         publish_one(&bus);
         assert!(matches!(
             bus.try_next_event(),
-            Some(SubsystemEvent::StateChanged {
-                state: SubsystemState::Running,
+            Some(ChildEvent::StateChanged {
+                state: ChildState::Running,
                 ..
             })
         ));

@@ -1,0 +1,137 @@
+//! What every reference to one actor shares: its id, its mailbox, its
+//! system inbox and its lifecycle state.
+//!
+//! An [`ActorRef`](crate::ActorRef) is an `Arc` of this cell and nothing
+//! else, so cloning a reference is one atomic increment. The cell outlives
+//! every incarnation: a supervisor's restart starts a new run of the actor
+//! against the same cell, which is why references stay valid across
+//! restarts. State changes of a supervised actor are published from here
+//! on its supervisor's event bus.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::Notify;
+
+use crate::actor::{Actor, ActorId};
+use crate::events::ChildState;
+use crate::events::bus::EventBus;
+use crate::mailbox;
+use crate::message::Envelope;
+use crate::system::SystemInbox;
+
+/// Where an actor is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ActorState {
+    /// Its `started` hook is running.
+    Starting,
+    /// It handles messages.
+    Running,
+    /// It is finishing: handling what was queued, or running `stopped`.
+    Stopping,
+    /// Its supervisor is about to start a new incarnation. Messages wait.
+    Restarting,
+    /// It has stopped for good; its mailbox is closed.
+    Stopped,
+}
+
+/// The state of an actor that has not started its first incarnation yet:
+/// reported as `Starting`, but distinct, so that the first `Starting` is
+/// a change worth an event.
+const NEW: u8 = 5;
+
+impl ActorState {
+    fn from_u8(value: u8) -> ActorState {
+        match value {
+            0 | NEW => ActorState::Starting,
+            1 => ActorState::Running,
+            2 => ActorState::Stopping,
+            3 => ActorState::Restarting,
+            _ => ActorState::Stopped,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            ActorState::Starting => 0,
+            ActorState::Running => 1,
+            ActorState::Stopping => 2,
+            ActorState::Restarting => 3,
+            ActorState::Stopped => 4,
+        }
+    }
+}
+
+/// What every reference to one actor shares.
+pub(crate) struct Cell<A: Actor> {
+    pub(crate) id: ActorId,
+    pub(crate) mailbox: mailbox::Sender<Envelope<A>>,
+    pub(crate) system: SystemInbox,
+    state: AtomicU8,
+    stopped: Notify,
+    /// Where state changes are published, for supervised actors whose
+    /// supervisor has an event bus.
+    observer: OnceLock<(Arc<str>, Arc<EventBus>)>,
+}
+
+impl<A: Actor> Cell<A> {
+    pub(crate) fn new(mailbox: mailbox::Sender<Envelope<A>>) -> Arc<Self> {
+        Arc::new(Cell {
+            id: ActorId::next(),
+            mailbox,
+            system: SystemInbox::new(),
+            state: AtomicU8::new(NEW),
+            stopped: Notify::new(),
+            observer: OnceLock::new(),
+        })
+    }
+
+    /// Publishes this actor's state changes on `bus` under `name`.
+    pub(crate) fn observe(&self, name: Arc<str>, bus: Arc<EventBus>) {
+        let _ = self.observer.set((name, bus));
+    }
+
+    pub(crate) fn set_state(&self, state: ActorState) {
+        let previous = self.state.swap(state.as_u8(), Ordering::AcqRel);
+        if previous != state.as_u8() {
+            self.publish(match state {
+                ActorState::Starting => ChildState::Starting,
+                ActorState::Running => ChildState::Running,
+                ActorState::Stopping => ChildState::Stopping,
+                ActorState::Restarting => ChildState::Restarting,
+                ActorState::Stopped => ChildState::Stopped,
+            });
+        }
+        if state == ActorState::Stopped {
+            self.stopped.notify_waiters();
+        }
+    }
+
+    /// Publishes that an incarnation ended in a failure.
+    pub(crate) fn publish_failed(&self) {
+        self.publish(ChildState::Failed);
+    }
+
+    fn publish(&self, state: ChildState) {
+        if let Some((name, bus)) = self.observer.get() {
+            bus.publish(self.id, name, state);
+        }
+    }
+
+    pub(crate) fn state(&self) -> ActorState {
+        ActorState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Waits until the actor has stopped for good.
+    pub(crate) async fn wait_for_stop(&self) {
+        loop {
+            let stopped = self.stopped.notified();
+            if self.state() == ActorState::Stopped {
+                return;
+            }
+            stopped.await;
+        }
+    }
+}
+
