@@ -193,14 +193,12 @@ async fn run() -> Result<proc_daemon::DaemonExit> {
         }
     }));
 
-    let spawn_failed = |err| Error::subsystem("demo", format!("could not spawn an actor: {err}"));
     let stats = daemon
         .supervisor()
         .child("stats", Stats::default)
         .mailbox(daemon.mailbox_options())
         .spawn()
-        .await
-        .map_err(spawn_failed)?;
+        .await?;
     let samples = stats.clone().recipient::<Sample>();
     daemon
         .supervisor()
@@ -212,8 +210,7 @@ async fn run() -> Result<proc_daemon::DaemonExit> {
         })
         .restart(RestartPolicy::Always)
         .spawn()
-        .await
-        .map_err(spawn_failed)?;
+        .await?;
 
     println!(
         "{} running as pid {}; press Ctrl-C to stop",

@@ -106,14 +106,12 @@ async fn main() -> Result<()> {
         ));
     }
     let daemon = Daemon::builder(Config::new()?).build()?;
-    let spawn_failed = |err| Error::subsystem("ping_pong", format!("could not spawn: {err}"));
     let pong = daemon
         .supervisor()
         .child("pong", || Ponger { returned: 0 })
         .mailbox(daemon.mailbox_options())
         .spawn()
-        .await
-        .map_err(spawn_failed)?;
+        .await?;
     let shutdown = daemon.shutdown_handle();
     daemon
         .supervisor()
@@ -125,8 +123,7 @@ async fn main() -> Result<()> {
         })
         .mailbox(daemon.mailbox_options())
         .spawn()
-        .await
-        .map_err(spawn_failed)?;
+        .await?;
     let exit = daemon.run().await?;
     println!("daemon: {} (exit code {})", exit.reason(), exit.exit_code());
     Ok(())

@@ -18,6 +18,10 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use proc_daemon_actors::supervision::InvalidBackoff;
+use proc_daemon_actors::{AskError, BoxError, SharedError, TellError};
 
 pub use crate::config::{ConfigError, ConfigProblem};
 
@@ -108,6 +112,20 @@ pub enum Error {
         /// What went wrong, in words.
         reason: String,
     },
+
+    /// An error from application code, converted by `?` (an
+    /// `std::io::Error`, a `toml` error, any boxed error) or by
+    /// [`Error::other`]. It is kept whole: [`source`](std::error::Error::source)
+    /// returns it, and a subsystem that fails with it hands the same value
+    /// to its supervisor's events
+    /// ([`ExitReason::error`](proc_daemon_actors::ExitReason::error)).
+    #[error("{source}")]
+    Other {
+        /// The error, as it was. (A `Box`, not an `Arc`: `source()` must
+        /// return the error itself, and an `Arc` would answer as the
+        /// `Arc`.)
+        source: BoxError,
+    },
 }
 
 /// `` `a` (panicked: boom), `b` (failed: ...) ``: the subsystems whose
@@ -143,6 +161,9 @@ impl Error {
             Error::Subsystem { .. } | Error::CleanupFailed { .. } => ErrorKind::Subsystem,
             Error::Shutdown { .. } => ErrorKind::Shutdown,
             Error::Profiling { .. } => ErrorKind::Profiling,
+            Error::Other { source } if source.is::<io::Error>() => ErrorKind::Io,
+            Error::Other { source } if source.is::<ConfigError>() => ErrorKind::Config,
+            Error::Other { .. } => ErrorKind::Subsystem,
         }
     }
 
@@ -197,6 +218,88 @@ impl Error {
         Error::Profiling {
             reason: reason.into(),
         }
+    }
+
+    /// An application error of any type, kept whole ([`Error::Other`]):
+    /// for error types `?` cannot convert by itself.
+    ///
+    /// ```
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("the queue is gone")]
+    /// struct QueueGone;
+    ///
+    /// let err = proc_daemon::Error::other(QueueGone);
+    /// let source = std::error::Error::source(&err).expect("kept whole");
+    /// assert!(source.downcast_ref::<QueueGone>().is_some());
+    /// ```
+    pub fn other(error: impl Into<BoxError>) -> Self {
+        Error::Other {
+            source: error.into(),
+        }
+    }
+
+    /// The error as a supervisor's events carry it: the application's own
+    /// error for [`Error::Other`], this error otherwise.
+    pub(crate) fn into_shared(self) -> SharedError {
+        match self {
+            Error::Other { source } => SharedError::from(source),
+            other => Arc::new(other),
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    /// `?` on an I/O error in a subsystem's body. The error is kept whole;
+    /// [`Error::io`] adds what was being done and the path.
+    fn from(err: io::Error) -> Self {
+        Error::other(err)
+    }
+}
+
+#[cfg(feature = "toml")]
+impl From<toml::de::Error> for Error {
+    /// `?` on a `toml` parse error (of the application's own data; the
+    /// daemon's config errors are [`Error::Config`]).
+    fn from(err: toml::de::Error) -> Self {
+        Error::other(err)
+    }
+}
+
+#[cfg(feature = "toml")]
+impl From<toml::ser::Error> for Error {
+    /// `?` on a `toml` serialisation error.
+    fn from(err: toml::ser::Error) -> Self {
+        Error::other(err)
+    }
+}
+
+impl From<AskError> for Error {
+    /// `?` on an ask, or on adding a child to a supervisor (which asks
+    /// it), kept whole.
+    fn from(err: AskError) -> Self {
+        Error::other(err)
+    }
+}
+
+impl<M: Send + Sync + 'static> From<TellError<M>> for Error {
+    /// `?` on a tell to an actor that has stopped. The undelivered message
+    /// stays inside the error.
+    fn from(err: TellError<M>) -> Self {
+        Error::other(err)
+    }
+}
+
+impl From<InvalidBackoff> for Error {
+    /// `?` on [`RestartPolicy::exponential_backoff`](crate::RestartPolicy::exponential_backoff).
+    fn from(err: InvalidBackoff) -> Self {
+        Error::other(err)
+    }
+}
+
+impl From<BoxError> for Error {
+    /// `?` on any boxed error (`Box<dyn Error + Send + Sync>`), kept whole.
+    fn from(err: BoxError) -> Self {
+        Error::Other { source: err }
     }
 }
 

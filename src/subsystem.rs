@@ -225,7 +225,7 @@ impl Handler<RunEnded> for SubsystemActor {
             }
             Ok(Err(err)) => {
                 tracing::error!(subsystem = %name, %err, "subsystem failed");
-                ctx.fail(err.to_string());
+                ctx.fail(err.into_shared());
             }
             Err(panic) => {
                 tracing::error!(subsystem = %name, %panic, "subsystem panicked");

@@ -351,3 +351,81 @@ async fn a_daemon_dropped_without_run_stops_its_subsystems_and_workers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_error_from_question_mark_reaches_the_supervisor_event_with_its_type() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let opened = gate.clone();
+    let missing = std::env::temp_dir().join(format!(
+        "proc-daemon-test-missing-{}.toml",
+        std::process::id()
+    ));
+    let daemon = builder()
+        .with_task("reader", move |mut shutdown| {
+            let opened = opened.clone();
+            let missing = missing.clone();
+            async move {
+                // Restarted after the failure, it waits for the shutdown.
+                tokio::select! {
+                    () = opened.notified() => {}
+                    () = shutdown.cancelled() => return Ok(()),
+                }
+                // `?` on an io::Error, with no map_err.
+                let text = std::fs::read_to_string(&missing)?;
+                tracing::info!(bytes = text.len(), "read");
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let mut events = daemon.subsystems().subscribe();
+    gate.notify_one();
+    let reason = within("the failure event", async {
+        loop {
+            let event = events.recv().await.expect("the daemon is running");
+            let SubsystemEvent::StateChanged { name, state, .. } = event;
+            if let SubsystemState::Failed { reason } = state {
+                assert_eq!(&*name, "reader");
+                return reason;
+            }
+        }
+    })
+    .await;
+    let error = reason.error().expect("a failure carries its error");
+    let io = error
+        .downcast_ref::<std::io::Error>()
+        .unwrap_or_else(|| panic!("the event's error is not the io::Error itself: {error:?}"));
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    daemon.shutdown();
+    within("run", daemon.run()).await.unwrap();
+}
+
+#[test]
+fn question_mark_keeps_the_original_error_as_the_source() {
+    use std::error::Error as _;
+
+    fn read(path: &std::path::Path) -> proc_daemon::Result<String> {
+        Ok(std::fs::read_to_string(path)?)
+    }
+    let err = read(std::path::Path::new("/nonexistent/proc-daemon")).unwrap_err();
+    assert_eq!(err.kind(), proc_daemon::ErrorKind::Io);
+    let source = err.source().expect("the io::Error is the source");
+    assert_eq!(
+        source.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotFound)
+    );
+
+    fn parse(text: &str) -> proc_daemon::Result<toml::Table> {
+        Ok(toml::from_str(text)?)
+    }
+    let err = parse("= not toml").unwrap_err();
+    assert!(err.source().unwrap().is::<toml::de::Error>());
+
+    fn boxed() -> proc_daemon::Result<()> {
+        let failure: Box<dyn std::error::Error + Send + Sync> = "a boxed failure".into();
+        Err(failure)?
+    }
+    let err = boxed().unwrap_err();
+    assert_eq!(err.to_string(), "a boxed failure");
+    assert!(err.source().is_some());
+}

@@ -43,12 +43,25 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::context::Context;
 
 /// An error from an actor's `started` hook, or any error an actor reports.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error kept whole where it is shared: in an [`ExitReason`], in the
+/// events a supervisor publishes, in the daemon's reports. It is the
+/// error the actor reported, not a rendering of it, so a supervisor or a
+/// subscriber can `downcast_ref` it to its own type.
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A [`SharedError`] that is only a message, for failures the runtime
+/// itself decides (a supervisor that gives up, a failed health check).
+pub(crate) fn message_error(message: impl Into<String>) -> SharedError {
+    Arc::from(BoxError::from(message.into()))
+}
 
 /// A service that handles messages one at a time. Every hook has a
 /// default; `impl Actor for MyService {}` is a complete implementation.
@@ -76,8 +89,11 @@ pub trait Actor: Sized + Send + 'static {
     }
 }
 
-/// Why an actor (or one incarnation of it) stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an actor (or one incarnation of it) ended.
+///
+/// Two reasons are equal when they are the same variant with the same
+/// rendered error (or the very same error value).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ExitReason {
     /// [`ActorRef::stop`](crate::ActorRef::stop) or
@@ -93,8 +109,8 @@ pub enum ExitReason {
     /// [`Context::fail`](crate::Context::fail), or a supervisor that gave up
     /// (its restart intensity was exceeded).
     Failed {
-        /// What went wrong.
-        error: String,
+        /// What went wrong: the error given to `fail`, as it was.
+        error: SharedError,
     },
     /// A handler or hook panicked.
     Panicked {
@@ -103,9 +119,41 @@ pub enum ExitReason {
     },
     /// The `started` hook returned an error.
     StartFailed {
-        /// The error, rendered.
-        error: String,
+        /// The error the hook returned, as it was.
+        error: SharedError,
     },
+}
+
+impl PartialEq for ExitReason {
+    fn eq(&self, other: &Self) -> bool {
+        fn same(a: &SharedError, b: &SharedError) -> bool {
+            Arc::ptr_eq(a, b) || a.to_string() == b.to_string()
+        }
+        match (self, other) {
+            (ExitReason::Requested, ExitReason::Requested)
+            | (ExitReason::Supervisor, ExitReason::Supervisor)
+            | (ExitReason::Completed, ExitReason::Completed) => true,
+            (ExitReason::Failed { error: a }, ExitReason::Failed { error: b })
+            | (ExitReason::StartFailed { error: a }, ExitReason::StartFailed { error: b }) => {
+                same(a, b)
+            }
+            (ExitReason::Panicked { message: a }, ExitReason::Panicked { message: b }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ExitReason {}
+
+impl ExitReason {
+    /// The error of a `Failed` or `StartFailed` reason, as the actor
+    /// reported it (downcast it with `downcast_ref`).
+    pub fn error(&self) -> Option<&SharedError> {
+        match self {
+            ExitReason::Failed { error } | ExitReason::StartFailed { error } => Some(error),
+            _ => None,
+        }
+    }
 }
 
 impl ExitReason {

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 
-use crate::actor::{Actor, ActorId};
+use crate::actor::{Actor, ActorId, ExitReason};
 use crate::events::ChildState;
 use crate::events::bus::EventBus;
 use crate::mailbox;
@@ -108,9 +108,13 @@ impl<A: Actor> Cell<A> {
         }
     }
 
-    /// Publishes that an incarnation ended in a failure.
-    pub(crate) fn publish_failed(&self) {
-        self.publish(ChildState::Failed);
+    /// Publishes that an incarnation ended in a failure, and why.
+    pub(crate) fn publish_failed(&self, reason: &ExitReason) {
+        if self.observer.get().is_some() {
+            self.publish(ChildState::Failed {
+                reason: reason.clone(),
+            });
+        }
     }
 
     fn publish(&self, state: ChildState) {

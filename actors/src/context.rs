@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use crate::actor::{Actor, ActorId, ExitReason};
+use crate::actor::{Actor, ActorId, BoxError, ExitReason, SharedError, message_error};
 use crate::actor_ref::ActorRef;
 use crate::executor::{Executor, JoinHandle};
 use crate::spawn::SpawnOptions;
@@ -41,14 +41,14 @@ struct LinkedChild {
 }
 
 /// How a handler asked its actor to end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum EndRequest {
     /// Stop for good, after what is queued.
     Stop,
     /// This incarnation's work is done; the mailbox stays open.
     Complete,
     /// Fail with this error.
-    Fail(String),
+    Fail(SharedError),
 }
 
 impl<A: Actor> Context<A> {
@@ -87,10 +87,10 @@ impl<A: Actor> Context<A> {
             if reason.is_failure() {
                 parent.cell().system.send_to_incarnation(
                     parent_incarnation,
-                    SystemMsg::Fail(format!(
+                    SystemMsg::Fail(message_error(format!(
                         "linked child {child} ({}) {reason}",
                         std::any::type_name::<C>()
-                    )),
+                    ))),
                 );
             }
         };
@@ -161,8 +161,16 @@ impl<A: Actor> Context<A> {
     /// handled ([`ExitReason::Failed`]), as a
     /// panic would, without panicking. A supervisor applies its restart
     /// policy.
-    pub fn fail(&mut self, error: impl Into<String>) {
-        self.end = Some(EndRequest::Fail(error.into()));
+    ///
+    /// `error` is kept whole in the [`ExitReason`] and in the supervisor's
+    /// events: a message (`&str`, `String`) or any error type. A
+    /// [`SharedError`] is kept as it is, not wrapped again.
+    pub fn fail(&mut self, error: impl Into<BoxError>) {
+        let error = match error.into().downcast::<SharedError>() {
+            Ok(shared) => *shared,
+            Err(other) => SharedError::from(other),
+        };
+        self.end = Some(EndRequest::Fail(error));
     }
 
     pub(crate) fn take_end_request(&mut self) -> Option<EndRequest> {

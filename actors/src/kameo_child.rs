@@ -60,7 +60,7 @@ use std::time::Duration;
 use kameo::Reply;
 use kameo::actor::Spawn;
 
-use crate::actor::{Actor, BoxError, ExitReason};
+use crate::actor::{Actor, BoxError, ExitReason, message_error};
 use crate::context::Context;
 use crate::message::Handler;
 use crate::system::SystemMsg;
@@ -135,8 +135,12 @@ where
             }
             let message = match outcome {
                 Ok(kameo::error::ActorStopReason::Normal) => SystemMsg::Complete,
-                Ok(reason) => SystemMsg::Fail(format!("the kameo actor stopped: {reason:?}")),
-                Err(error) => SystemMsg::Fail(format!("the kameo actor failed: {error:?}")),
+                Ok(reason) => SystemMsg::Fail(message_error(format!(
+                    "the kameo actor stopped: {reason:?}"
+                ))),
+                Err(error) => {
+                    SystemMsg::Fail(message_error(format!("the kameo actor failed: {error:?}")))
+                }
             };
             me.cell().system.send_to_incarnation(incarnation, message);
         }));

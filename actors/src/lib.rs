@@ -110,7 +110,7 @@ cfg_not_loom! {
     pub mod supervision;
     mod system;
 
-    pub use actor::{Actor, ActorId, BoxError, ExitReason};
+    pub use actor::{Actor, ActorId, BoxError, ExitReason, SharedError};
     pub use actor_ref::{ActorRef, AskRequest, Recipient};
     pub use cell::ActorState;
     pub use context::Context;
@@ -139,8 +139,8 @@ pub mod pool;
 pub mod prelude {
     pub use crate::{
         Actor, ActorId, ActorRef, ActorState, AskError, AskRequest, BoxError, Context, Executor,
-        ExitReason, Handler, Recipient, RestartPolicy, Strategy, Supervisor, TellError,
-        TryTellError,
+        ExitReason, Handler, Recipient, RestartPolicy, SharedError, Strategy, Supervisor,
+        TellError, TryTellError,
     };
 }
 

@@ -217,15 +217,17 @@ pub(crate) async fn run_incarnation<A: Actor>(
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
             ctx.stop_linked_children().await;
-            me.cell().publish_failed();
-            return ExitReason::StartFailed {
-                error: error.to_string(),
+            let reason = ExitReason::StartFailed {
+                error: error.into(),
             };
+            me.cell().publish_failed(&reason);
+            return reason;
         }
         Err(message) => {
             ctx.stop_linked_children().await;
-            me.cell().publish_failed();
-            return ExitReason::Panicked { message };
+            let reason = ExitReason::Panicked { message };
+            me.cell().publish_failed(&reason);
+            return reason;
         }
     }
     me.cell().set_state(ActorState::Running);
@@ -278,7 +280,7 @@ pub(crate) async fn run_incarnation<A: Actor>(
     }
     ctx.stop_linked_children().await;
     if reason.is_failure() {
-        me.cell().publish_failed();
+        me.cell().publish_failed(&reason);
     }
     reason
 }

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use crate::actor::SharedError;
 use crate::mailbox::signal::RecvSignal;
 
 /// A stop for good is pending.
@@ -21,7 +22,7 @@ const STOP: u8 = 1;
 const SCOPED: u8 = 1 << 1;
 
 /// A request to the actor's loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum SystemMsg {
     /// Stop for good, after handling what is queued.
     Stop,
@@ -30,7 +31,7 @@ pub(crate) enum SystemMsg {
     /// End this incarnation now as a failure (something the actor depends
     /// on, watched outside its handlers, has failed: a linked child, a
     /// kameo actor).
-    Fail(String),
+    Fail(SharedError),
     /// End this incarnation now as completed.
     #[cfg_attr(not(feature = "kameo"), allow(dead_code))]
     Complete,
@@ -70,7 +71,7 @@ impl SystemInbox {
     /// wakes the actor if it is parked.
     pub(crate) fn send_to_incarnation(&self, incarnation: u64, msg: SystemMsg) {
         debug_assert!(
-            msg != SystemMsg::Stop,
+            !matches!(msg, SystemMsg::Stop),
             "Stop is not scoped to an incarnation"
         );
         *self

@@ -11,6 +11,7 @@ use proc_daemon_actors::dead_letter::{self, DeadLetterReason};
 use proc_daemon_actors::mailbox::Capacity;
 use proc_daemon_actors::prelude::*;
 use proc_daemon_actors::spawn::SpawnOptions;
+use proc_daemon_actors::supervision::Backoff;
 use proc_daemon_actors::supervision::SupervisorBuilder;
 
 mod common;
@@ -421,13 +422,16 @@ fn backoff_delays_grow_between_restarts() {
             let factory_times = times.clone();
             let child = root
                 .child("timed", move || Timed(factory_times.clone()))
-                .restart(RestartPolicy::ExponentialBackoff {
-                    initial_delay: Duration::from_millis(40),
-                    max_delay: Duration::from_millis(160),
-                    multiplier: 2.0,
-                    jitter: 0.0,
-                    max_attempts: Some(4),
-                })
+                .restart(RestartPolicy::ExponentialBackoff(
+                    Backoff::new(
+                        Duration::from_millis(40),
+                        Duration::from_millis(160),
+                        2.0,
+                        0.0,
+                    )
+                    .unwrap()
+                    .max_attempts(4),
+                ))
                 .spawn()
                 .await
                 .unwrap();
@@ -463,13 +467,15 @@ fn a_child_waiting_to_restart_is_not_restarted_once_shutdown_began() {
         async move {
             let child = root
                 .child("w", factory)
-                .restart(RestartPolicy::ExponentialBackoff {
-                    initial_delay: Duration::from_millis(100),
-                    max_delay: Duration::from_millis(100),
-                    multiplier: 1.0,
-                    jitter: 0.0,
-                    max_attempts: None,
-                })
+                .restart(RestartPolicy::ExponentialBackoff(
+                    Backoff::new(
+                        Duration::from_millis(100),
+                        Duration::from_millis(100),
+                        1.0,
+                        0.0,
+                    )
+                    .unwrap(),
+                ))
                 .spawn()
                 .await
                 .unwrap();
@@ -604,8 +610,13 @@ fn every_state_change_is_published_for_polling_and_subscribers() {
             .collect()
     };
     use ChildState::*;
+    let failed = Failed {
+        reason: ExitReason::Panicked {
+            message: "w was told to panic".to_owned(),
+        },
+    };
     let expected = [
-        Starting, Running, Stopping, Failed, Restarting, Starting, Running, Stopping, Stopped,
+        Starting, Running, Stopping, failed, Restarting, Starting, Running, Stopping, Stopped,
     ];
     let polled = states_of(std::iter::from_fn(|| bus.try_next_event()).collect());
     assert_eq!(polled, expected);
@@ -951,13 +962,11 @@ fn backoff_delays_follow_their_sequence_in_paused_time() {
     run_within(&executor, Duration::from_secs(600), async move {
         let child = root
             .child("refuser", move || RefusesToStart(recorded.clone()))
-            .restart(RestartPolicy::ExponentialBackoff {
-                initial_delay: Duration::from_secs(1),
-                max_delay: Duration::from_secs(8),
-                multiplier: 2.0,
-                jitter: 0.0,
-                max_attempts: Some(5),
-            })
+            .restart(RestartPolicy::ExponentialBackoff(
+                Backoff::new(Duration::from_secs(1), Duration::from_secs(8), 2.0, 0.0)
+                    .unwrap()
+                    .max_attempts(5),
+            ))
             .spawn()
             .await
             .unwrap();
@@ -1098,4 +1107,25 @@ fn a_linked_child_fails_its_parent_and_stops_with_it() {
     });
     root.stop();
     shut_down(executor);
+}
+
+#[test]
+fn a_bad_backoff_is_an_error_where_it_is_built() {
+    let ms = Duration::from_millis;
+    let refused = |initial, max, multiplier, jitter| {
+        RestartPolicy::exponential_backoff(initial, max, multiplier, jitter)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(refused(ms(1), ms(10), 0.5, 0.0).contains("multiplier"));
+    assert!(refused(ms(1), ms(10), f64::NAN, 0.0).contains("multiplier"));
+    assert!(refused(ms(1), ms(10), f64::INFINITY, 0.0).contains("multiplier"));
+    assert!(refused(ms(1), ms(10), 2.0, 1.5).contains("jitter"));
+    assert!(refused(ms(1), ms(10), 2.0, -0.1).contains("jitter"));
+    assert!(refused(ms(20), ms(10), 2.0, 0.0).contains("initial delay"));
+    let backoff = Backoff::new(ms(1), ms(10), 2.0, 0.5)
+        .unwrap()
+        .max_attempts(3);
+    assert_eq!(backoff.attempts_limit(), Some(3));
+    assert_eq!(backoff.multiplier(), 2.0);
 }

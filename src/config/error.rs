@@ -37,7 +37,8 @@ pub(crate) fn config_error(
 ///
 /// One pointer wide: the parts are boxed, so that the `Result`s the
 /// configuration returns stay small on the happy path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", Rendered(.0))]
 pub struct ConfigError(Box<Parts>);
 
 /// The parts of a [`ConfigError`].
@@ -159,53 +160,59 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
+/// The message of a [`ConfigError`]: where, which key, and what is wrong
+/// with it. (thiserror's `fmt =` does not apply to a struct.)
+struct Rendered<'a>(&'a Parts);
+
+impl fmt::Display for Rendered<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.source {
-            Some(source) => write!(f, "config error ({source}): ")?,
-            None => write!(f, "config error: ")?,
-        }
-        if let ConfigProblem::UnknownKey { suggestion } = &self.0.problem {
-            let what = match self.0.source {
-                Some(Source::Env { .. }) => "variable",
-                _ => "key",
-            };
-            write!(
-                f,
-                "unknown {what} `{}`",
-                self.0.key.as_deref().unwrap_or("?")
-            )?;
-            return match suggestion {
-                Some(s) => write!(f, "; did you mean `{s}`?"),
-                None => write!(f, "; docs/configuration.md lists the known keys"),
-            };
-        }
-        match (&self.0.key, &self.0.value) {
-            (Some(key), Some(value)) => write!(f, "`{key}` = {value}: ")?,
-            (Some(key), None) => write!(f, "`{key}`: ")?,
-            _ => {}
-        }
-        match &self.0.problem {
-            ConfigProblem::UnknownKey { .. } => Ok(()),
-            ConfigProblem::WrongType { expected, found } => {
-                write!(f, "expected {expected}, found {found}")
-            }
-            ConfigProblem::Invalid { reason } => write!(f, "{reason}"),
-            ConfigProblem::Conflict {
-                other_key,
-                other_value,
-                other_source,
-                reason,
-            } => write!(
-                f,
-                "{reason} (`{other_key}` = {other_value}, from {other_source})"
-            ),
-            ConfigProblem::Syntax { message } => write!(f, "not valid TOML: {message}"),
-            ConfigProblem::Unreadable { path, reason, .. } => {
-                write!(f, "could not read config file {}: {reason}", path.display())
-            }
-        }
+        render(self.0, f)
     }
 }
 
-impl std::error::Error for ConfigError {}
+fn render(parts: &Parts, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match &parts.source {
+        Some(source) => write!(f, "config error ({source}): ")?,
+        None => write!(f, "config error: ")?,
+    }
+    if let ConfigProblem::UnknownKey { suggestion } = &parts.problem {
+        let what = match parts.source {
+            Some(Source::Env { .. }) => "variable",
+            _ => "key",
+        };
+        write!(
+            f,
+            "unknown {what} `{}`",
+            parts.key.as_deref().unwrap_or("?")
+        )?;
+        return match suggestion {
+            Some(s) => write!(f, "; did you mean `{s}`?"),
+            None => write!(f, "; docs/configuration.md lists the known keys"),
+        };
+    }
+    match (&parts.key, &parts.value) {
+        (Some(key), Some(value)) => write!(f, "`{key}` = {value}: ")?,
+        (Some(key), None) => write!(f, "`{key}`: ")?,
+        _ => {}
+    }
+    match &parts.problem {
+        ConfigProblem::UnknownKey { .. } => Ok(()),
+        ConfigProblem::WrongType { expected, found } => {
+            write!(f, "expected {expected}, found {found}")
+        }
+        ConfigProblem::Invalid { reason } => write!(f, "{reason}"),
+        ConfigProblem::Conflict {
+            other_key,
+            other_value,
+            other_source,
+            reason,
+        } => write!(
+            f,
+            "{reason} (`{other_key}` = {other_value}, from {other_source})"
+        ),
+        ConfigProblem::Syntax { message } => write!(f, "not valid TOML: {message}"),
+        ConfigProblem::Unreadable { path, reason, .. } => {
+            write!(f, "could not read config file {}: {reason}", path.display())
+        }
+    }
+}

@@ -118,20 +118,9 @@ impl fmt::Display for LogLevel {
 }
 
 /// The error of parsing a [`LogLevel`] from a string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log level {0:?}; expected trace, debug, info, warn or error")]
 pub struct ParseLogLevelError(String);
-
-impl fmt::Display for ParseLogLevelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown log level {:?}; expected trace, debug, info, warn or error",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for ParseLogLevelError {}
 
 impl FromStr for LogLevel {
     type Err = ParseLogLevelError;

@@ -5,8 +5,8 @@
 //!
 //! fn log(event: &ChildEvent) {
 //!     let ChildEvent::StateChanged { id, name, state, at } = event;
-//!     if *state == ChildState::Failed {
-//!         eprintln!("[{at:?}] {name} ({id}) failed");
+//!     if let ChildState::Failed { reason } = state {
+//!         eprintln!("[{at:?}] {name} ({id}) failed: {reason}");
 //!     }
 //! }
 //! # let _ = log;
@@ -24,10 +24,10 @@ pub(crate) mod bus;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::actor::ActorId;
+use crate::actor::{ActorId, ExitReason};
 
 /// A supervised actor's state, as events report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChildState {
     /// Its `started` hook is running.
@@ -40,7 +40,11 @@ pub enum ChildState {
     Stopped,
     /// Its incarnation ended in a failure (a panic, a failed start, or a
     /// reported failure); the supervisor decides what next.
-    Failed,
+    Failed {
+        /// Why, with the error the actor reported kept whole
+        /// ([`ExitReason::error`]).
+        reason: ExitReason,
+    },
     /// It waits for its next incarnation.
     Restarting,
 }

@@ -29,7 +29,6 @@
 //! Nodes and cores left with no allowed CPU are dropped.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::Path;
 
 /// One logical CPU (a processing unit, as the kernel numbers it).
@@ -78,35 +77,19 @@ pub struct Topology {
 
 /// hwloc could not provide a topology (`hwloc` feature).
 #[cfg(feature = "hwloc")]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("hwloc topology: {reason}")]
 pub struct HwlocError {
     reason: String,
 }
 
-#[cfg(feature = "hwloc")]
-impl fmt::Display for HwlocError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "hwloc topology: {}", self.reason)
-    }
-}
-
-#[cfg(feature = "hwloc")]
-impl std::error::Error for HwlocError {}
-
 /// A CPU list in the kernel's format could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a CPU list (such as `0-3,8,10-11`): {text:?}")]
 pub struct CpuListError {
     /// The text that did not parse.
     pub text: String,
 }
-
-impl fmt::Display for CpuListError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not a CPU list (such as `0-3,8,10-11`): {:?}", self.text)
-    }
-}
-
-impl std::error::Error for CpuListError {}
 
 /// Parses the kernel's CPU-list format: `0-3,8,10-11`, possibly empty.
 pub fn parse_cpu_list(text: &str) -> Result<BTreeSet<Cpu>, CpuListError> {

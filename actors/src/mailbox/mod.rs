@@ -649,11 +649,13 @@ impl<T> Future for RecvMany<'_, T> {
 }
 
 /// Why [`Sender::try_send`] failed. Either way the message is handed back.
-#[derive(PartialEq, Eq, Clone, Copy)]
+#[derive(PartialEq, Eq, Clone, Copy, thiserror::Error)]
 pub enum TrySendError<T> {
     /// The bounded mailbox is full.
+    #[error("the mailbox is full")]
     Full(T),
     /// The mailbox is closed: the receiver is gone or closed it.
+    #[error("the mailbox is closed")]
     Closed(T),
 }
 
@@ -685,20 +687,10 @@ impl<T> fmt::Debug for TrySendError<T> {
     }
 }
 
-impl<T> fmt::Display for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySendError::Full(_) => f.write_str("the mailbox is full"),
-            TrySendError::Closed(_) => f.write_str("the mailbox is closed"),
-        }
-    }
-}
-
-impl<T> std::error::Error for TrySendError<T> {}
-
 /// [`Sender::send`] failed because the mailbox is closed; the message is
 /// handed back.
-#[derive(PartialEq, Eq, Clone, Copy)]
+#[derive(PartialEq, Eq, Clone, Copy, thiserror::Error)]
+#[error("the mailbox is closed")]
 pub struct SendError<T>(pub T);
 
 impl<T> SendError<T> {
@@ -714,33 +706,16 @@ impl<T> fmt::Debug for SendError<T> {
     }
 }
 
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the mailbox is closed")
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
-
 /// Why [`Receiver::try_recv`] returned no message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum TryRecvError {
     /// Nothing is queued now.
+    #[error("the mailbox is empty")]
     Empty,
     /// Nothing is queued and the mailbox is closed: nothing ever will be.
+    #[error("the mailbox is closed and empty")]
     Closed,
 }
-
-impl fmt::Display for TryRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryRecvError::Empty => f.write_str("the mailbox is empty"),
-            TryRecvError::Closed => f.write_str("the mailbox is closed and empty"),
-        }
-    }
-}
-
-impl std::error::Error for TryRecvError {}
 
 #[cfg(test)]
 mod tests;

@@ -78,7 +78,7 @@ use std::time::Duration;
 // and intensity follow the paused time together.
 use tokio::time::Instant as TokioInstant;
 
-use crate::actor::{Actor, ActorId, ExitReason};
+use crate::actor::{Actor, ActorId, ExitReason, message_error};
 use crate::actor_ref::{ActorRef, Recipient};
 use crate::cell::ActorState;
 use crate::context::Context;
@@ -104,24 +104,141 @@ pub enum RestartPolicy {
     Always,
     /// Transient: restarted after a failure only.
     OnFailure,
-    /// Transient, with a delay that grows after each consecutive failure:
-    /// `initial_delay × multiplier^n`, capped at `max_delay`, then spread by
-    /// ± `jitter` (a fraction, 0.0 to 1.0). After `max_attempts`
-    /// consecutive failures (if set) the child is left stopped. The count
-    /// resets once an incarnation has run for
-    /// [`ChildBuilder::backoff_reset_after`].
-    ExponentialBackoff {
-        /// The delay before the first restart.
+    /// Transient, with a delay that grows after each consecutive failure;
+    /// see [`Backoff`], and build it with
+    /// [`RestartPolicy::exponential_backoff`].
+    ExponentialBackoff(Backoff),
+}
+
+impl RestartPolicy {
+    /// [`RestartPolicy::ExponentialBackoff`], checked where it is built.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use proc_daemon_actors::supervision::RestartPolicy;
+    ///
+    /// let policy = RestartPolicy::exponential_backoff(
+    ///     Duration::from_millis(100), // before the first restart
+    ///     Duration::from_secs(30),    // the longest delay
+    ///     2.0,                        // growth per consecutive failure
+    ///     0.1,                        // ± 10% spread
+    /// )?;
+    /// assert!(RestartPolicy::exponential_backoff(Duration::ZERO, Duration::ZERO, 0.5, 0.0).is_err());
+    /// # let _ = policy;
+    /// # Ok::<(), proc_daemon_actors::supervision::InvalidBackoff>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidBackoff`] when `multiplier` is below 1.0 or not finite,
+    /// `jitter` is outside 0.0..=1.0, or `initial_delay` exceeds
+    /// `max_delay`.
+    pub fn exponential_backoff(
         initial_delay: Duration,
-        /// The longest delay.
         max_delay: Duration,
-        /// The growth factor per consecutive failure (at least 1.0).
         multiplier: f64,
-        /// The spread, as a fraction of the delay (0.0 for none).
         jitter: f64,
-        /// Give up after this many consecutive failures; `None` never does.
-        max_attempts: Option<u32>,
-    },
+    ) -> Result<RestartPolicy, InvalidBackoff> {
+        Backoff::new(initial_delay, max_delay, multiplier, jitter)
+            .map(RestartPolicy::ExponentialBackoff)
+    }
+}
+
+/// The parameters of [`RestartPolicy::ExponentialBackoff`]. The delay
+/// before restart *n* (counting consecutive failures from 0) is
+/// `initial_delay × multiplier^n`, capped at `max_delay`, then spread by
+/// ± `jitter` (a fraction of the delay). After
+/// [`max_attempts`](Backoff::max_attempts) consecutive failures, if set,
+/// the child is left stopped. The count resets once an incarnation has run
+/// for [`ChildBuilder::backoff_reset_after`].
+///
+/// The fields are private so that every `Backoff` was checked by
+/// [`Backoff::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backoff {
+    initial_delay: Duration,
+    max_delay: Duration,
+    multiplier: f64,
+    jitter: f64,
+    max_attempts: Option<u32>,
+}
+
+/// Why [`Backoff::new`] refused its parameters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid exponential backoff: {reason}")]
+pub struct InvalidBackoff {
+    reason: String,
+}
+
+impl Backoff {
+    /// A backoff with no limit on attempts. See
+    /// [`RestartPolicy::exponential_backoff`] for the rules.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidBackoff`], naming the parameter and its value.
+    pub fn new(
+        initial_delay: Duration,
+        max_delay: Duration,
+        multiplier: f64,
+        jitter: f64,
+    ) -> Result<Backoff, InvalidBackoff> {
+        let refuse = |reason: String| Err(InvalidBackoff { reason });
+        if !multiplier.is_finite() || multiplier < 1.0 {
+            return refuse(format!(
+                "the multiplier must be a finite number of at least 1.0, got {multiplier}"
+            ));
+        }
+        if !(0.0..=1.0).contains(&jitter) {
+            return refuse(format!(
+                "the jitter must be a fraction from 0.0 to 1.0, got {jitter}"
+            ));
+        }
+        if initial_delay > max_delay {
+            return refuse(format!(
+                "the initial delay ({initial_delay:?}) exceeds the longest delay ({max_delay:?})"
+            ));
+        }
+        Ok(Backoff {
+            initial_delay,
+            max_delay,
+            multiplier,
+            jitter,
+            max_attempts: None,
+        })
+    }
+
+    /// Gives up after `attempts` consecutive failures: the child is then
+    /// left stopped.
+    pub fn max_attempts(mut self, attempts: u32) -> Backoff {
+        self.max_attempts = Some(attempts);
+        self
+    }
+
+    /// The delay before the first restart.
+    pub fn initial_delay(&self) -> Duration {
+        self.initial_delay
+    }
+
+    /// The longest delay.
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
+    /// The growth factor per consecutive failure.
+    pub fn multiplier(&self) -> f64 {
+        self.multiplier
+    }
+
+    /// The spread, as a fraction of the delay.
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+
+    /// The consecutive failures after which the child is left stopped.
+    pub fn attempts_limit(&self) -> Option<u32> {
+        self.max_attempts
+    }
 }
 
 /// Which children a failure restarts.
@@ -450,7 +567,7 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
                         run_incarnation(actor, &me, &exec, inboxes, generation).await
                     }
                     None => ExitReason::Failed {
-                        error: "the child's mailbox is held by another incarnation".to_owned(),
+                        error: message_error("the child's mailbox is held by another incarnation"),
                     },
                 },
             };
@@ -606,15 +723,6 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
     /// Adds the child to the supervisor, which starts it. Returns its
     /// reference, valid across restarts.
     pub async fn spawn(self) -> Result<ActorRef<A>, AskError> {
-        if let RestartPolicy::ExponentialBackoff {
-            multiplier, jitter, ..
-        } = &self.policy
-            && (*multiplier < 1.0 || !(0.0..=1.0).contains(jitter))
-        {
-            panic!(
-                "RestartPolicy::ExponentialBackoff needs multiplier >= 1.0 and jitter in 0.0..=1.0, got {multiplier} and {jitter}"
-            );
-        }
         let (me, inboxes) = new_actor::<A>(self.options);
         let child = Child {
             name: self.name,
@@ -755,7 +863,10 @@ impl Handler<HealthFailed> for Supervisor {
         tracing::warn!(child = %self.children[index].name, failures = failed.failures, "health check failed; ending the incarnation");
         self.end_incarnation(index).await;
         let reason = ExitReason::Failed {
-            error: format!("the health check failed {} times in a row", failed.failures),
+            error: message_error(format!(
+                "the health check failed {} times in a row",
+                failed.failures
+            )),
         };
         self.on_child_ended(index, reason, ctx).await;
     }
@@ -827,7 +938,7 @@ impl Supervisor {
             (_, ExitReason::Requested) => false,
             (RestartPolicy::Never, _) => false,
             (RestartPolicy::Always, _) => true,
-            (RestartPolicy::OnFailure | RestartPolicy::ExponentialBackoff { .. }, reason) => {
+            (RestartPolicy::OnFailure | RestartPolicy::ExponentialBackoff(_), reason) => {
                 reason.is_failure()
             }
         };
@@ -894,27 +1005,24 @@ impl Supervisor {
     fn schedule_start(&mut self, index: usize, ctx: &mut Context<Self>) {
         let child = &mut self.children[index];
         let delay = match &child.policy {
-            RestartPolicy::ExponentialBackoff {
-                initial_delay,
-                max_delay,
-                multiplier,
-                jitter,
-                max_attempts,
-            } => {
+            RestartPolicy::ExponentialBackoff(backoff) => {
                 if child.started_at.elapsed() >= child.backoff_reset_after {
                     child.consecutive_failures = 0;
                 }
-                if max_attempts.is_some_and(|max| child.consecutive_failures >= max) {
+                if backoff
+                    .max_attempts
+                    .is_some_and(|max| child.consecutive_failures >= max)
+                {
                     tracing::warn!(child = %child.name, attempts = child.consecutive_failures, "giving up restarting child");
                     child.stopped_for_good = true;
                     child.runner.close_for_good();
                     return;
                 }
                 let delay = backoff_delay(
-                    *initial_delay,
-                    *max_delay,
-                    *multiplier,
-                    *jitter,
+                    backoff.initial_delay,
+                    backoff.max_delay,
+                    backoff.multiplier,
+                    backoff.jitter,
                     child.consecutive_failures,
                     child.id,
                 );
