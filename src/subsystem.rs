@@ -79,7 +79,10 @@ pub const EVENT_RING_CAPACITY: usize = 1024;
 pub trait Subsystem: Send + Sync + 'static {
     /// Runs the subsystem until `shutdown` is cancelled (or its work is
     /// done). `Err` and panics count as failures for the restart policy.
-    fn run(&self, shutdown: ShutdownHandle) -> Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+    /// (The return type is [`SubsystemFuture`], spelled out in the API
+    /// reference as `Pin<Box<dyn Future<Output = Result<()>> + Send>>`;
+    /// either spelling implements it.)
+    fn run(&self, shutdown: ShutdownHandle) -> SubsystemFuture;
 
     /// The name, unique among the daemon's subsystems; used in logs and
     /// events.

@@ -53,16 +53,9 @@ async fn until_at_least(what: &str, counter: &AtomicUsize, target: usize) {
     .await;
 }
 
-struct Counter(u64);
-impl Actor for Counter {}
-struct Add(u64);
-impl Handler<Add> for Counter {
-    type Reply = u64;
-    async fn handle(&mut self, Add(n): Add, _ctx: &mut Context<Self>) -> u64 {
-        self.0 += n;
-        self.0
-    }
-}
+#[path = "fixtures/counter.rs"]
+mod counter;
+use counter::{Add, Counter};
 
 #[tokio::test]
 async fn actors_under_the_root_supervisor_and_programmatic_shutdown() {

@@ -29,7 +29,7 @@ struct Worker {
 impl Worker {
     fn factory(
         name: &'static str,
-        log: &Arc<Mutex<Vec<String>>>,
+        log: &Log,
     ) -> (Arc<AtomicU32>, impl FnMut() -> Worker + Send + 'static) {
         let starts = Arc::new(AtomicU32::new(0));
         let counter = starts.clone();
@@ -111,12 +111,21 @@ fn supervisor(strategy: Strategy) -> SupervisorBuilder {
         .intensity(20, Duration::from_secs(10))
 }
 
+/// What the workers of a test write their lives into.
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// The usual set-up: a two-worker executor, a root supervisor with
+/// `strategy` (see [`supervisor`]) on it, and an empty log for its workers.
+fn tree(strategy: Strategy) -> (Executor, ActorRef<Supervisor>, Log) {
+    let executor = executor();
+    let root = supervisor(strategy).spawn(&executor);
+    (executor, root, Log::default())
+}
+
 /// One child under `policy`, sent `what`: whether it was restarted and
 /// whether it is still alive afterwards.
 fn one_for_one_outcome(policy: RestartPolicy, what: Do) -> (u32, bool) {
-    let executor = executor();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (executor, root, log) = tree(Strategy::OneForOne);
     let (starts, factory) = Worker::factory("w", &log);
     let outcome = run(&executor, {
         let root = root.clone();
@@ -182,9 +191,7 @@ fn policies_follow_otp_meanings() {
 
 #[test]
 fn a_child_stopped_for_good_is_not_restarted_even_if_permanent() {
-    let executor = executor();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (executor, root, log) = tree(Strategy::OneForOne);
     let (starts, factory) = Worker::factory("w", &log);
     run(&executor, {
         let root = root.clone();
@@ -210,9 +217,7 @@ fn a_child_stopped_for_good_is_not_restarted_even_if_permanent() {
 /// Three children a, b, c under `strategy`; b panics. Returns each one's
 /// number of starts.
 fn strategy_restarts(strategy: Strategy) -> [u32; 3] {
-    let executor = executor();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let root = supervisor(strategy).spawn(&executor);
+    let (executor, root, log) = tree(strategy);
     let (a_starts, a) = Worker::factory("a", &log);
     let (b_starts, b) = Worker::factory("b", &log);
     let (c_starts, c) = Worker::factory("c", &log);
@@ -399,8 +404,7 @@ fn a_restart_storm_escalates_through_two_supervisors() {
 
 #[test]
 fn backoff_delays_grow_between_restarts() {
-    let executor = executor();
-    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (executor, root, _) = tree(Strategy::OneForOne);
     let times = Arc::new(Mutex::new(Vec::new()));
     struct Timed(Arc<Mutex<Vec<Instant>>>);
     impl Actor for Timed {
@@ -458,9 +462,7 @@ fn backoff_delays_grow_between_restarts() {
 
 #[test]
 fn a_child_waiting_to_restart_is_not_restarted_once_shutdown_began() {
-    let executor = executor();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (executor, root, log) = tree(Strategy::OneForOne);
     let (starts, factory) = Worker::factory("w", &log);
     run(&executor, {
         let root = root.clone();
@@ -503,8 +505,7 @@ fn a_child_that_ignores_its_stop_is_aborted_at_its_timeout() {
             tokio::time::sleep(Duration::from_secs(60)).await;
         }
     }
-    let executor = executor();
-    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (executor, root, _) = tree(Strategy::OneForOne);
     let elapsed = run(&executor, {
         let root = root.clone();
         async move {
@@ -655,9 +656,7 @@ fn every_state_change_is_published_for_polling_and_subscribers() {
 fn consecutive_failed_health_checks_restart_the_child() {
     use std::sync::atomic::AtomicBool;
 
-    let executor = executor();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (executor, root, log) = tree(Strategy::OneForOne);
     let (starts, factory) = Worker::factory("w", &log);
     let healthy = Arc::new(AtomicBool::new(true));
     let checks = Arc::new(AtomicU32::new(0));
@@ -1044,8 +1043,7 @@ impl Actor for Parent2 {
 
 #[test]
 fn a_linked_child_fails_its_parent_and_stops_with_it() {
-    let executor = executor();
-    let root = supervisor(Strategy::OneForOne).spawn(&executor);
+    let (executor, root, _) = tree(Strategy::OneForOne);
     let starts = Arc::new(AtomicU32::new(0));
     let children = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::new(Mutex::new(Vec::new()));

@@ -36,20 +36,11 @@ use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
 mod peers;
 use peers::{Idle, KIdle};
 
-/// The message every framework's counter handles.
-struct Add(u64);
-
-// ---- proc-daemon ----
-
-struct Counter(u64);
-impl Actor for Counter {}
-impl Handler<Add> for Counter {
-    type Reply = u64;
-    async fn handle(&mut self, Add(n): Add, _ctx: &mut Context<Self>) -> u64 {
-        self.0 += n;
-        self.0
-    }
-}
+// The message every framework's counter handles, and proc-daemon's
+// counter: the fixture the tests use too.
+#[path = "../../tests/fixtures/counter.rs"]
+mod counter;
+use counter::{Add, Counter};
 
 fn executor() -> Executor {
     Executor::builder()

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use proc_daemon::actors::executor::Executor;
 use proc_daemon::actors::pool;
-use proc_daemon::actors::prelude::*;
 use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
 use proc_daemon_benches::{arg_or, median_of, write_json_results};
 
@@ -26,16 +25,9 @@ const TELLS: u64 = 2_000_000;
 const ASKS: u64 = 500_000;
 const ROUNDS: usize = 5;
 
-struct Counter(u64);
-impl Actor for Counter {}
-struct Add(u64);
-impl Handler<Add> for Counter {
-    type Reply = u64;
-    async fn handle(&mut self, Add(n): Add, _ctx: &mut Context<Self>) -> u64 {
-        self.0 += n;
-        self.0
-    }
-}
+#[path = "../../tests/fixtures/counter.rs"]
+mod counter;
+use counter::{Add, Counter};
 
 fn child(bytes: usize) {
     proc_daemon::actors::support::install_message_pool(bytes)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use proc_daemon_actors::executor::JoinHandle;
 use proc_daemon_actors::mailbox::Capacity;
 use proc_daemon_actors::prelude::*;
 use proc_daemon_actors::spawn::{SpawnOptions, spawn_on};
@@ -126,89 +127,18 @@ impl DaemonBuilder {
             manager,
         } = self;
         let manager = manager.unwrap_or_default();
-        crate::logging::init(&config.logging)?;
-        warn_about_inert_keys(&config);
-        install_message_pool(config.performance.memory_pool_size)?;
-        let mut names = HashSet::new();
-        for subsystem in &subsystems {
-            if !names.insert(subsystem.name().to_owned()) {
-                return Err(Error::subsystem(
-                    subsystem.name(),
-                    "two subsystems have this name; names must be unique",
-                ));
-            }
-        }
+        prepare_process(&config)?;
+        refuse_duplicate_names(&subsystems)?;
         let pid_file = match pid_file.or_else(|| config.pid_file.clone()) {
             Some(path) => Some(PidFile::acquire(path)?),
             None => None,
         };
-        if let Some(dir) = &config.work_dir {
-            std::env::set_current_dir(dir).map_err(|err| {
-                Error::io("change into the working directory", Some(dir.clone()), err)
-            })?;
-        }
-        let executor = config
-            .performance
-            .executor_builder()
-            .thread_name(format!("{}-worker", config.name))
-            .build()
-            .map_err(|err| explain_executor_error(&config, err))?;
-
+        enter_work_dir(&config)?;
+        let executor = start_executor(&config)?;
         let config = Arc::new(config);
-        let shutdown = DaemonShutdown::new();
-        let finish = Arc::new(FinishRecord::default());
-        let events = manager.bus().clone();
         let kill = Arc::new(KillSwitch::start(pid_file.as_ref())?);
-        let signal_listeners = Arc::new(Mutex::new(Vec::new()));
-        let spawn_failed = |err| {
-            Error::io(
-                "start the daemon's root actor",
-                None,
-                std::io::Error::other(err),
-            )
-        };
-        let actor = spawn_on(
-            &executor,
-            CONTROL_WORKER,
-            DaemonActor {
-                config: Arc::clone(&config),
-                root: None,
-                shutdown: shutdown.clone(),
-                signals: signals.clone(),
-                reload_subscribers: Vec::new(),
-                phase: Phase::Running,
-                finish: finish.clone(),
-                executor: executor.clone(),
-                kill: kill.clone(),
-                force_timer: None,
-                events: events.clone(),
-                signal_listeners: signal_listeners.clone(),
-            },
-            SpawnOptions::default().capacity(Capacity::Unbounded),
-        )
-        .map_err(spawn_failed)?;
-        let root = Supervisor::builder()
-            .events(events.clone())
-            .escalate_to(actor.clone().recipient())
-            .spawn_on(&executor, CONTROL_WORKER)
-            .map_err(spawn_failed)?;
-        let daemon_actor = actor.clone();
-        let attach_root = root.clone();
-        executor
-            .spawn(async move { daemon_actor.ask(Attach(attach_root)).await })
-            .join()
-            .map_err(|err| {
-                Error::subsystem("daemon", format!("the root actor did not start: {err}"))
-            })?
-            .map_err(|err| {
-                Error::subsystem("daemon", format!("the root actor did not start: {err}"))
-            })?;
-
-        let requests = actor.clone();
-        shutdown.route_requests(move |reason| {
-            let _ = requests.try_tell(ShutdownRequest(reason));
-        });
-        let deliver_to = actor.clone();
+        let root = start_root(&executor, &config, &signals, &manager, &kill)?;
+        let deliver_to = root.actor.clone();
         let listeners = signal::listen(
             &executor,
             CONTROL_WORKER,
@@ -221,31 +151,152 @@ impl DaemonBuilder {
             inner: Arc::new(Inner {
                 config,
                 executor,
-                root,
-                actor,
-                shutdown,
-                finish,
+                root: root.supervisor,
+                actor: root.actor,
+                shutdown: root.shutdown,
+                finish: root.finish,
                 run_called: AtomicBool::new(false),
                 pid_file: Mutex::new(pid_file),
-                signal_listeners,
+                signal_listeners: root.signal_listeners,
                 kill,
                 manager,
             }),
         };
-        match listeners {
-            Ok(listeners) => *lock(&daemon.inner.signal_listeners) = listeners,
-            Err(err) => {
-                daemon.abandon();
-                return Err(err);
-            }
-        }
-        if let Err(err) = daemon.start_subsystems(subsystems) {
+        // From here on a failure tears down what was started.
+        let started = listeners.and_then(|listeners| {
+            *lock(&daemon.inner.signal_listeners) = listeners;
+            daemon.start_subsystems(subsystems)
+        });
+        if let Err(err) = started {
             daemon.abandon();
             return Err(err);
         }
         tracing::info!(daemon = %daemon.inner.config.name, pid = std::process::id(), "daemon running");
         Ok(daemon)
     }
+}
+
+/// Process-wide set-up that the config decides, before anything starts:
+/// the log subscriber, warnings for keys that do nothing yet, and the
+/// message pool (which must precede the first message).
+fn prepare_process(config: &Config) -> Result<()> {
+    crate::logging::init(&config.logging)?;
+    warn_about_inert_keys(config);
+    install_message_pool(config.performance.memory_pool_size)
+}
+
+/// Subsystem names are unique: they name children in logs, events and
+/// reports.
+fn refuse_duplicate_names(subsystems: &[Arc<dyn Subsystem>]) -> Result<()> {
+    let mut names = HashSet::new();
+    for subsystem in subsystems {
+        if !names.insert(subsystem.name()) {
+            return Err(Error::subsystem(
+                subsystem.name(),
+                "two subsystems have this name; names must be unique",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Changes into `work_dir`, if one is configured.
+fn enter_work_dir(config: &Config) -> Result<()> {
+    if let Some(dir) = &config.work_dir {
+        std::env::set_current_dir(dir).map_err(|err| {
+            Error::io("change into the working directory", Some(dir.clone()), err)
+        })?;
+    }
+    Ok(())
+}
+
+/// The executor, from `[performance]`, its threads named after the daemon.
+fn start_executor(config: &Config) -> Result<Executor> {
+    config
+        .performance
+        .executor_builder()
+        .thread_name(format!("{}-worker", config.name))
+        .build()
+        .map_err(|err| explain_executor_error(config, err))
+}
+
+/// What [`start_root`] started: the root actor, the root supervisor, and
+/// what they share with the [`Daemon`] handle.
+struct Root {
+    actor: ActorRef<DaemonActor>,
+    supervisor: ActorRef<Supervisor>,
+    shutdown: Arc<DaemonShutdown>,
+    finish: Arc<FinishRecord>,
+    signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// Starts the root actor and the root supervisor on the control worker,
+/// attaches the one to the other, and routes shutdown requests from every
+/// handle to the root actor.
+fn start_root(
+    executor: &Executor,
+    config: &Arc<Config>,
+    signals: &SignalConfig,
+    manager: &SubsystemManager,
+    kill: &Arc<KillSwitch>,
+) -> Result<Root> {
+    let shutdown = DaemonShutdown::new();
+    let finish = Arc::new(FinishRecord::default());
+    let events = manager.bus().clone();
+    let signal_listeners = Arc::new(Mutex::new(Vec::new()));
+    let spawn_failed = |err| {
+        Error::io(
+            "start the daemon's root actor",
+            None,
+            std::io::Error::other(err),
+        )
+    };
+    let actor = spawn_on(
+        executor,
+        CONTROL_WORKER,
+        DaemonActor {
+            config: Arc::clone(config),
+            root: None,
+            shutdown: shutdown.clone(),
+            signals: signals.clone(),
+            reload_subscribers: Vec::new(),
+            phase: Phase::Running,
+            finish: finish.clone(),
+            executor: executor.clone(),
+            kill: kill.clone(),
+            force_timer: None,
+            events: events.clone(),
+            signal_listeners: signal_listeners.clone(),
+        },
+        SpawnOptions::default().capacity(Capacity::Unbounded),
+    )
+    .map_err(spawn_failed)?;
+    let supervisor = Supervisor::builder()
+        .events(events)
+        .escalate_to(actor.clone().recipient())
+        .spawn_on(executor, CONTROL_WORKER)
+        .map_err(spawn_failed)?;
+    let daemon_actor = actor.clone();
+    let attach = supervisor.clone();
+    let not_started = |err: &dyn fmt::Display| {
+        Error::subsystem("daemon", format!("the root actor did not start: {err}"))
+    };
+    executor
+        .spawn(async move { daemon_actor.ask(Attach(attach)).await })
+        .join()
+        .map_err(|err| not_started(&err))?
+        .map_err(|err| not_started(&err))?;
+    let requests = actor.clone();
+    shutdown.route_requests(move |reason| {
+        let _ = requests.try_tell(ShutdownRequest(reason));
+    });
+    Ok(Root {
+        actor,
+        supervisor,
+        shutdown,
+        finish,
+        signal_listeners,
+    })
 }
 
 /// The executor could not start: an error in words a user can act on.

@@ -35,6 +35,7 @@
 use std::mem::MaybeUninit;
 use std::ptr;
 
+use super::queue::Queue;
 use super::signal::{RecvSignal, SendWaiters};
 use super::{CachePadded, Pop, TrySendError};
 use crate::loom::{AtomicPtr, AtomicUsize, Backoff, Ordering, UnsafeCell};
@@ -111,16 +112,8 @@ impl<T> Array<T> {
         self.tx.0.one_lap >> 1
     }
 
-    pub(crate) fn capacity(&self) -> usize {
-        self.tx.0.cap
-    }
-
     pub(crate) fn signal(&self) -> &RecvSignal {
         &self.tx.0.signal
-    }
-
-    pub(crate) fn senders(&self) -> &AtomicUsize {
-        &self.tx.0.senders
     }
 
     pub(crate) fn waiters(&self) -> &SendWaiters {
@@ -155,8 +148,43 @@ impl<T> Array<T> {
         }
     }
 
+    /// After a sender registered on [`SendWaiters`]: is the mailbox still
+    /// full (and open)? `SeqCst`, as the wake-up protocol requires.
+    pub(crate) fn still_full(&self) -> bool {
+        let tail = self.tx.0.tail.load(Ordering::SeqCst);
+        if tail & self.mark_bit() != 0 {
+            return false;
+        }
+        let head = self.rx.0.head.load(Ordering::SeqCst);
+        head.wrapping_add(self.tx.0.one_lap) == tail
+    }
+
+    /// The head slot holds no message: `Closed` if nothing was claimed and
+    /// the mailbox is closed; otherwise `Empty` (a claimed slot's producer
+    /// wakes the receiver once it has written it).
+    fn empty_or_closed(&self, head: usize) -> Pop<T> {
+        let tail = self.tx.0.tail.load(Ordering::SeqCst);
+        let mark_bit = self.mark_bit();
+        if tail & mark_bit != 0 && tail & !mark_bit == head {
+            Pop::Closed
+        } else {
+            Pop::Empty
+        }
+    }
+
+    /// Closes the mailbox to senders and wakes those waiting for room.
+    /// Returns whether this call closed it.
+    pub(crate) fn close(&self) -> bool {
+        let closed_now =
+            self.tx.0.tail.fetch_or(self.mark_bit(), Ordering::SeqCst) & self.mark_bit() == 0;
+        self.rx.0.waiters.notify_all();
+        closed_now
+    }
+}
+
+impl<T> Queue<T> for Array<T> {
     /// Appends `msg`, or hands it back if the mailbox is full or closed.
-    pub(crate) fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
+    fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
         let tx = &self.tx.0;
         let mark_bit = self.mark_bit();
         let ring = self.ring();
@@ -217,45 +245,10 @@ impl<T> Array<T> {
         }
     }
 
-    /// After a sender registered on [`SendWaiters`]: is the mailbox still
-    /// full (and open)? `SeqCst`, as the wake-up protocol requires.
-    pub(crate) fn still_full(&self) -> bool {
-        let tail = self.tx.0.tail.load(Ordering::SeqCst);
-        if tail & self.mark_bit() != 0 {
-            return false;
-        }
-        let head = self.rx.0.head.load(Ordering::SeqCst);
-        head.wrapping_add(self.tx.0.one_lap) == tail
-    }
-
-    /// Takes the next message.
-    ///
-    /// # Safety
-    ///
-    /// Only one thread at a time may call `pop` (the receiver).
-    pub(crate) unsafe fn pop(&self) -> Pop<T> {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.pop_inner::<true>() }
-    }
-
-    /// Like [`pop`](Self::pop), but on an empty head slot it answers
-    /// `Empty` without reading the tail, so a receiver that spins does not
-    /// keep pulling the producers' tail cache line away from them. It can
-    /// therefore not tell "closed": a spinning receiver finds that out with
-    /// a `pop` before it parks.
-    ///
     /// # Safety
     ///
     /// As for [`pop`](Self::pop).
-    pub(crate) unsafe fn pop_while_spinning(&self) -> Pop<T> {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.pop_inner::<false>() }
-    }
-
-    /// # Safety
-    ///
-    /// As for [`pop`](Self::pop).
-    unsafe fn pop_inner<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
+    unsafe fn pop_checked<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
         let rx = &self.rx.0;
         let mut ring = rx.ring.load(Ordering::Relaxed);
         if ring.is_null() {
@@ -294,34 +287,12 @@ impl<T> Array<T> {
         Pop::Msg(msg)
     }
 
-    /// The head slot holds no message: `Closed` if nothing was claimed and
-    /// the mailbox is closed; otherwise `Empty` (a claimed slot's producer
-    /// wakes the receiver once it has written it).
-    fn empty_or_closed(&self, head: usize) -> Pop<T> {
-        let tail = self.tx.0.tail.load(Ordering::SeqCst);
-        let mark_bit = self.mark_bit();
-        if tail & mark_bit != 0 && tail & !mark_bit == head {
-            Pop::Closed
-        } else {
-            Pop::Empty
-        }
-    }
-
-    /// Closes the mailbox to senders and wakes those waiting for room.
-    /// Returns whether this call closed it.
-    pub(crate) fn close(&self) -> bool {
-        let closed_now =
-            self.tx.0.tail.fetch_or(self.mark_bit(), Ordering::SeqCst) & self.mark_bit() == 0;
-        self.rx.0.waiters.notify_all();
-        closed_now
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.tx.0.tail.load(Ordering::SeqCst) & self.mark_bit() != 0
     }
 
     /// The number of messages queued.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         let mark_bit = self.mark_bit();
         loop {
             let tail = self.tx.0.tail.load(Ordering::SeqCst);
@@ -341,6 +312,20 @@ impl<T> Array<T> {
             } else {
                 self.tx.0.cap
             };
+        }
+    }
+
+    fn senders(&self) -> &AtomicUsize {
+        &self.tx.0.senders
+    }
+
+    fn limit(&self) -> Option<usize> {
+        Some(self.tx.0.cap)
+    }
+
+    fn close_and_wake(&self) {
+        if self.close() {
+            self.signal().notify();
         }
     }
 }

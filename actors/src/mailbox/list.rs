@@ -46,6 +46,7 @@
 use std::mem::MaybeUninit;
 use std::ptr;
 
+use super::queue::Queue;
 use super::signal::RecvSignal;
 use super::{CachePadded, Pop, TrySendError};
 use crate::loom::{AtomicPtr, AtomicUsize, Backoff, Ordering, UnsafeCell};
@@ -138,12 +139,32 @@ impl<T> List<T> {
         &self.tx.0.signal
     }
 
-    pub(crate) fn senders(&self) -> &AtomicUsize {
-        &self.tx.0.senders
+    /// The head slot holds no message. It is `Closed` only if nothing was
+    /// claimed either; a slot claimed but not yet written counts as empty,
+    /// and its producer wakes the receiver once it has written it.
+    fn empty_or_closed(&self, head: usize) -> Pop<T> {
+        let tail = self.tx.0.tail.load(Ordering::SeqCst);
+        if tail & CLOSED != 0 && tail >> SHIFT == head >> SHIFT {
+            Pop::Closed
+        } else {
+            Pop::Empty
+        }
     }
 
+    /// Closes the mailbox to senders. Returns whether this call closed it.
+    pub(crate) fn close(&self) -> bool {
+        self.tx.0.tail.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
+    }
+}
+
+/// How many message slots precede `position` (sentinels excluded).
+fn real_slots_before(position: usize) -> usize {
+    position / LAP * BLOCK_CAP + (position % LAP).min(BLOCK_CAP)
+}
+
+impl<T> Queue<T> for List<T> {
     /// Appends `msg`, or hands it back if the mailbox is closed.
-    pub(crate) fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
+    fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
         let tx = &self.tx.0;
         let mut backoff = Backoff::new();
         let mut tail = tx.tail.load(Ordering::Acquire);
@@ -227,34 +248,10 @@ impl<T> List<T> {
         }
     }
 
-    /// Takes the next message.
-    ///
-    /// # Safety
-    ///
-    /// Only one thread at a time may call `pop` (the receiver).
-    pub(crate) unsafe fn pop(&self) -> Pop<T> {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.pop_inner::<true>() }
-    }
-
-    /// Like [`pop`](Self::pop), but on an empty head slot it answers
-    /// `Empty` without reading the tail, so a receiver that spins does not
-    /// keep pulling the producers' tail cache line away from them. It can
-    /// therefore not tell "closed": a spinning receiver finds that out with
-    /// a `pop` before it parks.
-    ///
     /// # Safety
     ///
     /// As for [`pop`](Self::pop).
-    pub(crate) unsafe fn pop_while_spinning(&self) -> Pop<T> {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.pop_inner::<false>() }
-    }
-
-    /// # Safety
-    ///
-    /// As for [`pop`](Self::pop).
-    unsafe fn pop_inner<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
+    unsafe fn pop_checked<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
         let rx = &self.rx.0;
         let mut head = rx.head.load(Ordering::Relaxed);
         let mut block = rx.block.load(Ordering::Acquire);
@@ -301,38 +298,30 @@ impl<T> List<T> {
         }
     }
 
-    /// The head slot holds no message. It is `Closed` only if nothing was
-    /// claimed either; a slot claimed but not yet written counts as empty,
-    /// and its producer wakes the receiver once it has written it.
-    fn empty_or_closed(&self, head: usize) -> Pop<T> {
-        let tail = self.tx.0.tail.load(Ordering::SeqCst);
-        if tail & CLOSED != 0 && tail >> SHIFT == head >> SHIFT {
-            Pop::Closed
-        } else {
-            Pop::Empty
-        }
-    }
-
-    /// Closes the mailbox to senders. Returns whether this call closed it.
-    pub(crate) fn close(&self) -> bool {
-        self.tx.0.tail.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.tx.0.tail.load(Ordering::SeqCst) & CLOSED != 0
     }
 
     /// The number of messages queued (claimed, written or not).
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         let head = self.rx.0.head.load(Ordering::Acquire) >> SHIFT;
         let tail = self.tx.0.tail.load(Ordering::Acquire) >> SHIFT;
         real_slots_before(tail).saturating_sub(real_slots_before(head))
     }
-}
 
-/// How many message slots precede `position` (sentinels excluded).
-fn real_slots_before(position: usize) -> usize {
-    position / LAP * BLOCK_CAP + (position % LAP).min(BLOCK_CAP)
+    fn senders(&self) -> &AtomicUsize {
+        &self.tx.0.senders
+    }
+
+    fn limit(&self) -> Option<usize> {
+        None
+    }
+
+    fn close_and_wake(&self) {
+        if self.close() {
+            self.signal().notify();
+        }
+    }
 }
 
 impl<T> Drop for List<T> {

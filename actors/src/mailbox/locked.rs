@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use super::queue::Queue;
 use super::{Pop, TrySendError};
 use crate::loom::AtomicUsize;
 
@@ -51,18 +52,6 @@ impl<T> Locked<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn capacity(&self) -> Option<usize> {
-        self.capacity
-    }
-
-    pub(crate) fn senders(&self) -> &AtomicUsize {
-        &self.senders
-    }
-
-    pub(crate) fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
-        self.push(msg, None)
-    }
-
     /// Like `try_push`, but registers `cx`'s waker when the mailbox is full.
     pub(crate) fn poll_push(&self, msg: T, cx: &mut Context<'_>) -> Result<(), TrySendError<T>> {
         self.push(msg, Some(cx.waker()))
@@ -90,10 +79,6 @@ impl<T> Locked<T> {
             waker.wake();
         }
         Ok(())
-    }
-
-    pub(crate) fn pop(&self) -> Pop<T> {
-        self.pop_or_register(None)
     }
 
     /// Takes the next message; if there is none, registers `cx`'s waker.
@@ -143,12 +128,36 @@ impl<T> Locked<T> {
         let queued = std::mem::take(&mut self.lock().queue);
         drop(queued);
     }
+}
 
-    pub(crate) fn is_closed(&self) -> bool {
+impl<T> Queue<T> for Locked<T> {
+    fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.push(msg, None)
+    }
+
+    /// The lock makes every pop safe, and checking "closed" costs nothing
+    /// extra under it: both kinds of pop are the same.
+    unsafe fn pop_checked<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
+        self.pop_or_register(None)
+    }
+
+    fn is_closed(&self) -> bool {
         self.lock().closed
     }
 
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.lock().queue.len()
+    }
+
+    fn senders(&self) -> &AtomicUsize {
+        &self.senders
+    }
+
+    fn limit(&self) -> Option<usize> {
+        self.capacity
+    }
+
+    fn close_and_wake(&self) {
+        self.close();
     }
 }

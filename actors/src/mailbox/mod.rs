@@ -57,6 +57,7 @@ mod array;
 mod list;
 mod locked;
 pub(crate) mod park;
+mod queue;
 pub(crate) mod signal;
 
 use std::fmt;
@@ -68,6 +69,7 @@ use self::array::Array;
 use self::list::List;
 use self::locked::Locked;
 use self::park::block_on;
+use self::queue::Queue;
 use self::signal::{RecvSignal, Waiter};
 use crate::loom::{Arc, Backoff, Ordering};
 
@@ -172,13 +174,21 @@ impl<T> Clone for Flavor<T> {
     }
 }
 
+/// Runs `$body` with `$queue` bound to the flavor's queue, whichever it
+/// is: a `match` with one arm per queue, each inlined (see queue.rs).
+macro_rules! with_queue {
+    ($flavor:expr, $queue:ident => $body:expr) => {
+        match $flavor {
+            Flavor::List($queue) => $body,
+            Flavor::Array($queue) => $body,
+            Flavor::Locked($queue) => $body,
+        }
+    };
+}
+
 impl<T> Flavor<T> {
     fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
-        match self {
-            Flavor::List(q) => q.try_push(msg),
-            Flavor::Array(q) => q.try_push(msg),
-            Flavor::Locked(q) => q.try_push(msg),
-        }
+        with_queue!(self, q => q.try_push(msg))
     }
 
     /// # Safety
@@ -186,13 +196,7 @@ impl<T> Flavor<T> {
     /// Receiver only (one thread at a time).
     unsafe fn pop(&self) -> Pop<T> {
         // SAFETY: forwarded from the caller.
-        unsafe {
-            match self {
-                Flavor::List(q) => q.pop(),
-                Flavor::Array(q) => q.pop(),
-                Flavor::Locked(q) => q.pop(),
-            }
-        }
+        with_queue!(self, q => unsafe { q.pop() })
     }
 
     /// # Safety
@@ -200,64 +204,28 @@ impl<T> Flavor<T> {
     /// Receiver only (one thread at a time).
     unsafe fn pop_while_spinning(&self) -> Pop<T> {
         // SAFETY: forwarded from the caller.
-        unsafe {
-            match self {
-                Flavor::List(q) => q.pop_while_spinning(),
-                Flavor::Array(q) => q.pop_while_spinning(),
-                Flavor::Locked(q) => q.pop(),
-            }
-        }
+        with_queue!(self, q => unsafe { q.pop_while_spinning() })
     }
 
     fn len(&self) -> usize {
-        match self {
-            Flavor::List(q) => q.len(),
-            Flavor::Array(q) => q.len(),
-            Flavor::Locked(q) => q.len(),
-        }
+        with_queue!(self, q => q.len())
     }
 
     fn capacity(&self) -> Option<usize> {
-        match self {
-            Flavor::List(_) => None,
-            Flavor::Array(q) => Some(q.capacity()),
-            Flavor::Locked(q) => q.capacity(),
-        }
+        with_queue!(self, q => q.limit())
     }
 
     fn is_closed(&self) -> bool {
-        match self {
-            Flavor::List(q) => q.is_closed(),
-            Flavor::Array(q) => q.is_closed(),
-            Flavor::Locked(q) => q.is_closed(),
-        }
+        with_queue!(self, q => q.is_closed())
     }
 
     fn senders(&self) -> &crate::loom::AtomicUsize {
-        match self {
-            Flavor::List(q) => q.senders(),
-            Flavor::Array(q) => q.senders(),
-            Flavor::Locked(q) => q.senders(),
-        }
+        with_queue!(self, q => q.senders())
     }
 
     /// Closes the mailbox to senders and wakes whoever waits on it.
     fn close(&self) {
-        match self {
-            Flavor::List(q) => {
-                if q.close() {
-                    q.signal().notify();
-                }
-            }
-            Flavor::Array(q) => {
-                if q.close() {
-                    q.signal().notify();
-                }
-            }
-            Flavor::Locked(q) => {
-                q.close();
-            }
-        }
+        with_queue!(self, q => q.close_and_wake())
     }
 
     fn same(&self, other: &Self) -> bool {
