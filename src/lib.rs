@@ -63,11 +63,25 @@ pub use subsystem::{Subsystem, SubsystemEvent, SubsystemManager, SubsystemState}
 
 /// The actor runtime (crate `proc-daemon-actors`).
 pub use proc_daemon_actors as actors;
-pub use proc_daemon_actors::supervision::RestartPolicy;
+/// The actor API, at the root as in `proc_daemon_actors`: what a program
+/// needs to write the actors it runs under the daemon.
+pub use proc_daemon_actors::{
+    Actor, ActorId, ActorRef, ActorState, AskError, AskRequest, BoxError, Context, Executor,
+    ExitReason, Handler, Recipient, RestartPolicy, SharedError, Strategy, Supervisor, TellError,
+    TryTellError,
+};
 
-/// The names a proc-daemon program uses:
-/// `use proc_daemon::prelude::*;`.
+/// The names a proc-daemon program uses: `use proc_daemon::prelude::*;`.
+/// The same names as the crate root (the free function
+/// `actors::spawn::spawn` is not among them: next to `tokio::spawn` it
+/// would mislead).
 pub mod prelude {
-    pub use crate::{Config, Daemon, Error, Result, ShutdownHandle, Subsystem};
-    pub use proc_daemon_actors::prelude::*;
+    pub use crate::{
+        Actor, ActorId, ActorRef, ActorState, AskError, AskRequest, BoxError, Config,
+        ConfigBuilder, ConfigError, ConfigProblem, Context, Daemon, DaemonBuilder, DaemonExit,
+        Error, ErrorKind, Executor, ExitReason, Handler, LogLevel, Recipient, Reload,
+        RestartPolicy, Result, SharedError, ShutdownHandle, ShutdownReason, SignalConfig, Strategy,
+        Subsystem, SubsystemEvent, SubsystemManager, SubsystemState, Supervisor, TellError,
+        TryTellError,
+    };
 }

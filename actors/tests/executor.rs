@@ -577,7 +577,7 @@ fn refused_pinning_is_logged_once_and_the_worker_runs_unpinned() {
     );
 }
 
-/// Awaits `workers_exited_async` from a runtime of the test's own, for at
+/// Awaits `ExecutorDrain::finished` from a runtime of the test's own, for at
 /// most `within`.
 fn await_workers_exited(
     executor: &Executor,
@@ -597,7 +597,7 @@ fn shutdown_in_two_halves_begun_from_a_worker_and_awaited_elsewhere() {
         executor.drain().wait(),
         Err(ShutdownError::NotStarted)
     ));
-    // A task that outlives the call to begin_shutdown: it gets until the
+    // A task that outlives the call to ExecutorDrain::begin: it gets until the
     // deadline, and the workers exit once it is done.
     let finished = Arc::new(AtomicBool::new(false));
     let flag = finished.clone();
