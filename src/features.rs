@@ -42,8 +42,8 @@ compile_error!(
 
 #[cfg(feature = "config-watch")]
 compile_error!(
-    "the `config-watch` feature is not built yet: the config file watcher (`hot_reload`) \
-     and `Daemon::config_snapshot` do not exist in this version."
+    "the `config-watch` feature is not built yet: the config file is not watched in this \
+     version. SIGHUP and `Daemon::reload` reload it; `Daemon::config_snapshot` is always there."
 );
 
 #[cfg(feature = "mmap-config")]

@@ -45,6 +45,7 @@ mod lock;
 mod logging;
 pub mod pid_file;
 mod regular_file;
+pub mod reload;
 pub mod shutdown;
 pub mod signal;
 pub mod subsystem;
@@ -55,8 +56,9 @@ pub mod timing;
 mod alloc;
 
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigProblem, LogLevel};
-pub use daemon::{Daemon, DaemonBuilder, DaemonExit, Reload};
+pub use daemon::{Daemon, DaemonBuilder, DaemonExit};
 pub use error::{Error, ErrorKind, Result};
+pub use reload::{ConfigReloaded, ReloadOutcome};
 pub use shutdown::{ShutdownHandle, ShutdownReason};
 pub use signal::SignalConfig;
 pub use subsystem::{Subsystem, SubsystemEvent, SubsystemManager, SubsystemState};
@@ -78,10 +80,10 @@ pub use proc_daemon_actors::{
 pub mod prelude {
     pub use crate::{
         Actor, ActorId, ActorRef, ActorState, AskError, AskRequest, BoxError, Config,
-        ConfigBuilder, ConfigError, ConfigProblem, Context, Daemon, DaemonBuilder, DaemonExit,
-        Error, ErrorKind, Executor, ExitReason, Handler, LogLevel, Recipient, Reload,
-        RestartPolicy, Result, SharedError, ShutdownHandle, ShutdownReason, SignalConfig, Strategy,
-        Subsystem, SubsystemEvent, SubsystemManager, SubsystemState, Supervisor, TellError,
-        TryTellError,
+        ConfigBuilder, ConfigError, ConfigProblem, ConfigReloaded, Context, Daemon, DaemonBuilder,
+        DaemonExit, Error, ErrorKind, Executor, ExitReason, Handler, LogLevel, Recipient,
+        ReloadOutcome, RestartPolicy, Result, SharedError, ShutdownHandle, ShutdownReason,
+        SignalConfig, Strategy, Subsystem, SubsystemEvent, SubsystemManager, SubsystemState,
+        Supervisor, TellError, TryTellError,
     };
 }

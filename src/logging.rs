@@ -5,17 +5,19 @@
 //! and `[logging]` is not applied, which is logged at debug level).
 //!
 //! What is built: text lines on stderr at `logging.level`, coloured when
-//! `logging.color` is on and stderr is a terminal. What is not built yet, and therefore refused
+//! `logging.color` is on and stderr is a terminal. Both change live on a
+//! reload. What is not built yet, and therefore refused
 //! with an error instead of being ignored: `logging.json = true` (the
 //! `json-logs` feature) and `logging.file` (file output with rotation by
 //! `max_file_size` and `max_files`).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use tracing::level_filters::LevelFilter;
 
+use crate::Result;
 use crate::config::{ConfigError, ConfigProblem, LogLevel, LoggingConfig};
-use crate::{Error, Result};
 
 /// The `tracing` level for a [`LogLevel`].
 pub(crate) fn level_filter(level: LogLevel) -> LevelFilter {
@@ -28,7 +30,7 @@ pub(crate) fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-fn not_built(key: &str, value: String, reason: &str) -> Error {
+fn not_built(key: &str, value: String, reason: &str) -> ConfigError {
     ConfigError::new(
         Some(key),
         Some(value),
@@ -37,11 +39,20 @@ fn not_built(key: &str, value: String, reason: &str) -> Error {
             reason: reason.to_owned(),
         },
     )
-    .into()
 }
 
-/// Installs the subscriber `logging` describes, if none is installed.
-pub(crate) fn init(logging: &LoggingConfig) -> Result<()> {
+/// What the running subscriber lets a reload change, set by [`init`]
+/// when the daemon's own subscriber was installed.
+struct Live {
+    set_level: Box<dyn Fn(LevelFilter) -> bool + Send + Sync>,
+    set_ansi: Box<dyn Fn(bool) -> bool + Send + Sync>,
+}
+
+static LIVE: OnceLock<Live> = OnceLock::new();
+
+/// Refuses what `[logging]` names but this build cannot do. Start-up and
+/// every reload check the same way.
+pub(crate) fn check(logging: &LoggingConfig) -> std::result::Result<(), ConfigError> {
     if logging.json {
         return Err(not_built(
             "logging.json",
@@ -56,14 +67,49 @@ pub(crate) fn init(logging: &LoggingConfig) -> Result<()> {
             "file output is not built yet; unset it to log to stderr",
         ));
     }
-    let installed = tracing_subscriber::fmt()
-        .with_max_level(level_filter(logging.level))
-        // Colour only where a person reads it: never into a pipe or file.
-        .with_ansi(logging.color && std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-    if installed.is_err() {
-        tracing::debug!("a tracing subscriber is already installed; [logging] is not applied");
-    }
     Ok(())
+}
+
+/// Whether colour goes out: asked for, and stderr is a terminal (never
+/// into a pipe or a file).
+fn ansi(logging: &LoggingConfig) -> bool {
+    logging.color && std::io::stderr().is_terminal()
+}
+
+/// Installs the subscriber `logging` describes, if none is installed. The
+/// level and the colour sit behind `tracing_subscriber::reload` layers, so
+/// that [`apply_live`] can change them while the daemon runs.
+pub(crate) fn init(logging: &LoggingConfig) -> Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, registry, reload};
+
+    check(logging)?;
+    let (level, level_handle) = reload::Layer::new(level_filter(logging.level));
+    let (text, text_handle) = reload::Layer::new(
+        fmt::layer()
+            .with_ansi(ansi(logging))
+            .with_writer(std::io::stderr as fn() -> std::io::Stderr),
+    );
+    if registry().with(level).with(text).try_init().is_err() {
+        tracing::debug!("a tracing subscriber is already installed; [logging] is not applied");
+        return Ok(());
+    }
+    let _ = LIVE.set(Live {
+        set_level: Box::new(move |filter| level_handle.reload(filter).is_ok()),
+        set_ansi: Box::new(move |on| text_handle.modify(|layer| layer.set_ansi(on)).is_ok()),
+    });
+    Ok(())
+}
+
+/// Applies the live `[logging]` keys (`level`, `color`) to the running
+/// subscriber. Returns `false` when the daemon did not install it (the
+/// program's own subscriber is in use), so nothing could be changed.
+pub(crate) fn apply_live(logging: &LoggingConfig) -> bool {
+    let Some(live) = LIVE.get() else {
+        return false;
+    };
+    let level = (live.set_level)(level_filter(logging.level));
+    let color = (live.set_ansi)(ansi(logging));
+    level && color
 }

@@ -6,191 +6,47 @@
 //! `cargo test` builds the examples before it runs tests, so the binary is
 //! found next to this test's own executable.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The example binary, from `target/<profile>/examples/`.
+#[path = "fixtures/process.rs"]
+mod process;
+use process::{Process as Daemon, example_binary};
+
 fn scenario_binary() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("the test's own path");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/<bin>
-    let profile_dir = test_exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps");
-    let binary = profile_dir.join("examples").join("shutdown_scenarios");
-    assert!(
-        binary.exists(),
-        "{} is missing; `cargo test` builds it (or run `cargo build --example shutdown_scenarios`)",
-        binary.display()
-    );
-    binary
+    example_binary("shutdown_scenarios")
 }
 
-/// A running daemon, its stdout lines arriving on a channel. Killed on
-/// drop if still running.
-struct Daemon {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    /// Everything written to stderr so far (the daemon's logs).
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+/// Starts the scenario daemon and waits for its `ready` line.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    Daemon::start(&scenario_binary(), args, env, "ready")
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Daemon {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut command = Command::new(scenario_binary());
-        command
-            .args(args)
-            .env("DAEMON_LOGGING_COLOR", "false")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("start the scenario daemon");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr_pipe = child.stderr.take().expect("piped stderr");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut daemon = Daemon {
-            child,
-            lines,
-            seen: Vec::new(),
-            stderr,
-        };
-        daemon.expect_line("ready", Duration::from_secs(20));
-        daemon
-    }
-
-    /// Waits for a line starting with `prefix`.
-    fn expect_line(&mut self, prefix: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.starts_with(prefix) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no line `{prefix}` within {within:?}; saw {:?}", self.seen)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "the daemon closed stdout before `{prefix}`; saw {:?}",
-                        self.seen
-                    )
-                }
-            }
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
-        // SAFETY: kill(2) with a pid we spawned and still own (not yet
-        // reaped, so not reused) and a valid signal number.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
-    }
-
-    /// Waits for the exit; returns its code and how long it took.
-    fn wait_exit(&mut self, within: Duration) -> (i32, Duration) {
-        let (status, took) = self.wait_status(within);
-        let code = status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal: {status:?}; saw {:?}", self.seen));
-        (code, took)
-    }
-
-    /// Waits for the process to end, however it ends.
-    fn wait_status(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Collect whatever it printed last.
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(line);
-                }
-                return (status, start.elapsed());
-            }
-            assert!(
-                start.elapsed() < within,
-                "still running after {within:?}; saw {:?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// The daemon's stderr so far.
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Whether stderr has `words` so far.
-    fn logged(&self, words: &str) -> bool {
-        self.stderr.lock().unwrap().contains(words)
-    }
-
-    fn saw(&self, line: &str) -> bool {
-        self.seen.iter().any(|l| l == line)
-    }
-
-    /// Asserts that each of the first `subsystems` logged its cleanup and
-    /// that the daemon reported a clean stop on SIGTERM.
-    fn assert_every_cleanup_and_a_sigterm_stop(&self, subsystems: usize) {
-        for index in 0..subsystems {
-            assert!(
-                self.saw(&format!("cleanup done: sub-{index}")),
-                "sub-{index} did not clean up: {:?}",
-                self.seen
-            );
-        }
+/// Asserts that each of the first `subsystems` logged its cleanup and
+/// that the daemon reported a clean stop on SIGTERM.
+fn assert_every_cleanup_and_a_sigterm_stop(daemon: &Daemon, subsystems: usize) {
+    for index in 0..subsystems {
         assert!(
-            self.saw("stopped: received SIGTERM (code 0)"),
-            "{:?}",
-            self.seen
+            daemon.saw(&format!("cleanup done: sub-{index}")),
+            "sub-{index} did not clean up: {:?}",
+            daemon.seen
         );
     }
+    assert!(
+        daemon.saw("stopped: received SIGTERM (code 0)"),
+        "{:?}",
+        daemon.seen
+    );
 }
 
 #[test]
 fn sigterm_stops_ten_subsystems_cleanly_and_promptly() {
-    let mut daemon = Daemon::start(&["--subsystems", "10"], &[]);
+    let mut daemon = start(&["--subsystems", "10"], &[]);
     daemon.signal(libc::SIGTERM);
     let (code, took) = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0, "{:?}", daemon.seen);
-    daemon.assert_every_cleanup_and_a_sigterm_stop(10);
+    assert_every_cleanup_and_a_sigterm_stop(&daemon, 10);
     // Promptly: nothing waits for a tick (the generous bound is for a
     // loaded CI machine; the benchmark measures the real figure).
     assert!(took < Duration::from_secs(2), "took {took:?}");
@@ -198,7 +54,7 @@ fn sigterm_stops_ten_subsystems_cleanly_and_promptly() {
 
 #[test]
 fn two_seconds_of_cleanup_completes_within_a_five_second_graceful_timeout() {
-    let mut daemon = Daemon::start(
+    let mut daemon = start(
         &["--subsystems", "1", "--cleanup-ms", "2000"],
         &[("DAEMON_SHUTDOWN_TIMEOUT_MS", "5000")],
     );
@@ -214,7 +70,7 @@ fn two_seconds_of_cleanup_completes_within_a_five_second_graceful_timeout() {
 
 #[test]
 fn a_subsystem_ignoring_cancellation_is_aborted_at_the_force_timeout() {
-    let mut daemon = Daemon::start(
+    let mut daemon = start(
         &["--subsystems", "2", "--ignore-cancel"],
         &[
             ("DAEMON_SHUTDOWN_TIMEOUT_MS", "300"),
@@ -241,7 +97,7 @@ fn a_subsystem_ignoring_cancellation_is_aborted_at_the_force_timeout() {
 fn a_thread_blocked_in_cleanup_is_ended_by_the_kill_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let pid_path = dir.path().join("killed.pid");
-    let mut daemon = Daemon::start(
+    let mut daemon = start(
         &[
             "--block-on-cancel",
             "--pid-file",
@@ -268,7 +124,7 @@ fn a_thread_blocked_in_cleanup_is_ended_by_the_kill_timeout() {
 #[test]
 fn without_a_free_realtime_signal_the_kill_stage_is_a_sigkill() {
     use std::os::unix::process::ExitStatusExt;
-    let mut daemon = Daemon::start(
+    let mut daemon = start(
         &["--block-on-cancel", "--no-free-realtime-signal"],
         &[
             ("DAEMON_SHUTDOWN_TIMEOUT_MS", "200"),
@@ -293,7 +149,7 @@ fn without_a_free_realtime_signal_the_kill_stage_is_a_sigkill() {
 
 #[test]
 fn sighup_three_times_keeps_the_daemon_running() {
-    let mut daemon = Daemon::start(&["--subsystems", "2"], &[]);
+    let mut daemon = start(&["--subsystems", "2"], &[]);
     for _ in 0..3 {
         daemon.signal(libc::SIGHUP);
         std::thread::sleep(Duration::from_millis(100));
@@ -320,7 +176,7 @@ fn back_to_back_sighup_and_sigterm_reach_a_daemon_with_four_workers() {
     // listener may read both in one go: the reload must not stop the
     // daemon, the SIGTERM must. A worker that consumed the wake-up for the
     // others (an earlier bug) left this daemon running.
-    let mut daemon = Daemon::start(
+    let mut daemon = start(
         &["--subsystems", "8"],
         &[("DAEMON_PERFORMANCE_WORKER_THREADS", "4")],
     );
@@ -328,12 +184,12 @@ fn back_to_back_sighup_and_sigterm_reach_a_daemon_with_four_workers() {
     daemon.signal(libc::SIGTERM);
     let (code, _) = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0, "{:?}", daemon.seen);
-    daemon.assert_every_cleanup_and_a_sigterm_stop(8);
+    assert_every_cleanup_and_a_sigterm_stop(&daemon, 8);
 }
 
 #[test]
 fn a_second_sigint_forces_the_shutdown() {
-    let mut daemon = Daemon::start(
+    let mut daemon = start(
         &["--subsystems", "2", "--cleanup-ms", "10000"],
         &[("DAEMON_SHUTDOWN_TIMEOUT_MS", "20000")],
     );
@@ -362,7 +218,7 @@ fn a_second_sigint_forces_the_shutdown() {
 
 #[test]
 fn a_panic_in_cleanup_exits_4_and_names_the_subsystem() {
-    let mut daemon = Daemon::start(&["--subsystems", "1", "--panic-in-cleanup"], &[]);
+    let mut daemon = start(&["--subsystems", "1", "--panic-in-cleanup"], &[]);
     daemon.signal(libc::SIGTERM);
     let (code, _) = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(
@@ -382,7 +238,7 @@ fn a_panic_in_cleanup_exits_4_and_names_the_subsystem() {
 fn sigusr1_and_sigusr2_without_handlers_are_logged_and_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let pid_path = dir.path().join("usr.pid");
-    let mut daemon = Daemon::start(&["--pid-file", pid_path.to_str().unwrap()], &[]);
+    let mut daemon = start(&["--pid-file", pid_path.to_str().unwrap()], &[]);
     daemon.signal(libc::SIGUSR1);
     daemon.signal(libc::SIGUSR2);
     // Both are logged once the root actor has them; then the daemon is
@@ -445,7 +301,7 @@ fn a_second_instance_on_the_same_pid_file_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let pid_path = dir.path().join("scenario.pid");
     let pid_arg = pid_path.to_str().unwrap();
-    let mut first = Daemon::start(&["--pid-file", pid_arg], &[]);
+    let mut first = start(&["--pid-file", pid_arg], &[]);
     assert_eq!(
         std::fs::read_to_string(&pid_path).unwrap().trim(),
         first.child.id().to_string()
@@ -473,7 +329,7 @@ fn a_stale_pid_file_is_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let pid_path = dir.path().join("stale.pid");
     std::fs::write(&pid_path, "4194304\n").unwrap();
-    let mut daemon = Daemon::start(&["--pid-file", pid_path.to_str().unwrap()], &[]);
+    let mut daemon = start(&["--pid-file", pid_path.to_str().unwrap()], &[]);
     assert_eq!(
         std::fs::read_to_string(&pid_path).unwrap().trim(),
         daemon.child.id().to_string()
@@ -484,7 +340,7 @@ fn a_stale_pid_file_is_taken_over() {
 
 #[test]
 fn request_shutdown_from_a_subsystem_stops_the_daemon() {
-    let mut daemon = Daemon::start(
+    let mut daemon = start(
         &["--subsystems", "2", "--request-shutdown-after-ms", "200"],
         &[],
     );
@@ -504,14 +360,14 @@ fn request_shutdown_from_a_subsystem_stops_the_daemon() {
 
 #[test]
 fn request_shutdown_works_with_signal_handling_off() {
-    let mut daemon = Daemon::start(&["--no-signals", "--request-shutdown-after-ms", "200"], &[]);
+    let mut daemon = start(&["--no-signals", "--request-shutdown-after-ms", "200"], &[]);
     let (code, _) = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0, "{:?}", daemon.seen);
 }
 
 #[test]
 fn a_restart_storm_escalates_to_the_root_and_exits_non_zero() {
-    let mut daemon = Daemon::start(&["--subsystems", "1", "--restart-storm"], &[]);
+    let mut daemon = start(&["--subsystems", "1", "--restart-storm"], &[]);
     let (code, _) = daemon.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 1, "{:?}", daemon.seen);
     let starts = daemon

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proc_daemon::prelude::{Actor, Context, Handler};
-use proc_daemon::{Reload, SignalConfig};
+use proc_daemon::{ConfigReloaded, SignalConfig};
 
 /// Sends `signal` to this process every 100 ms until dropped. Repeating
 /// covers a daemon whose listeners register after the first one.
@@ -151,9 +151,9 @@ async fn error_handling_main() -> proc_daemon::Result<()> {
 
 struct ReloadCounter(Arc<AtomicUsize>);
 impl Actor for ReloadCounter {}
-impl Handler<Reload> for ReloadCounter {
+impl Handler<ConfigReloaded> for ReloadCounter {
     type Reply = ();
-    async fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) {
+    async fn handle(&mut self, _: ConfigReloaded, _ctx: &mut Context<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -197,7 +197,7 @@ async fn the_reference_samples_run_and_stop_on_signals() {
             .expect("a clean stop");
     }
     {
-        // SIGHUP reaches reload subscribers and never stops the daemon;
+        // SIGHUP reloads (subscribers hear of each) and never stops the daemon;
         // SIGUSR1 runs its handler.
         let usr1 = Arc::new(AtomicUsize::new(0));
         let usr1_seen = usr1.clone();

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::{ConfigError, ConfigProblem, Result};
+use super::layers::Layers;
 use super::schema::{FIELDS, index_of};
 use super::source::{ExplainedConfig, Source};
 use super::{
@@ -141,6 +142,12 @@ impl ConfigBuilder {
         let index = index_of(key);
         self.set.retain(|&i| i != index);
         self.set.push(index);
+    }
+
+    /// The file this builder reads, if any.
+    #[cfg(feature = "toml")]
+    pub(crate) fn file_path(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
     }
 
     /// Reads this TOML file as the second layer, above the defaults and
@@ -295,7 +302,10 @@ impl ConfigBuilder {
     ///
     /// As [`build`](ConfigBuilder::build).
     pub fn explain(self) -> Result<ExplainedConfig> {
-        let mut config = Config::default();
+        let mut config = Config {
+            layers: Layers::from_builder(self.clone()),
+            ..Config::default()
+        };
         let mut sources = vec![Source::Default; FIELDS.len()];
 
         #[cfg(feature = "toml")]

@@ -55,6 +55,7 @@ mod env;
 mod error;
 #[cfg(feature = "toml")]
 mod file;
+mod layers;
 pub(crate) mod schema;
 mod source;
 mod validate;
@@ -69,6 +70,7 @@ pub use error::{ConfigError, ConfigProblem};
 pub use source::{ExplainedConfig, ExplainedValue, Source};
 
 use error::Result;
+pub(crate) use layers::{changed_keys, copy_key, render_key};
 
 /// The prefix of the environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "DAEMON_";
@@ -260,6 +262,8 @@ pub struct Config {
     pub performance: PerformanceConfig,
     /// `[monitoring]`.
     pub monitoring: MonitoringConfig,
+    /// How it was made, for a reload (see `layers.rs`).
+    pub(crate) layers: layers::Layers,
 }
 
 /// The default graceful shutdown timeout, in milliseconds.
@@ -352,6 +356,7 @@ impl Default for Config {
                 health_checks: true,
                 health_check_interval_ms: 5000,
             },
+            layers: layers::Layers::default(),
         }
     }
 }

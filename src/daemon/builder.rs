@@ -19,8 +19,11 @@ use crate::signal::{self, SignalConfig};
 use crate::subsystem::{FnSubsystem, Subsystem, SubsystemManager};
 use crate::{Config, Error, RestartPolicy, Result};
 
-use super::root::{Attach, DaemonActor, FinishRecord, Phase, ShutdownRequest, SignalReceived};
+use super::root::{
+    Attach, DaemonActor, FinishRecord, Phase, ReloadState, ShutdownRequest, SignalReceived,
+};
 use super::{CONTROL_WORKER, Daemon, DaemonExit, Inner};
+use crate::reload::ReloadStats;
 
 /// Builds a [`Daemon`]: `Daemon::builder(config)`.
 #[must_use = "a daemon does nothing until .run().await (or .build())"]
@@ -137,7 +140,16 @@ impl DaemonBuilder {
         let executor = start_executor(&config)?;
         let config = Arc::new(config);
         let kill = Arc::new(KillSwitch::start(pid_file.as_ref())?);
-        let root = start_root(&executor, &config, &signals, &manager, &kill)?;
+        let snapshot = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
+        let reload_stats = Arc::new(ReloadStats::default());
+        let root = start_root(
+            &executor,
+            &config,
+            &signals,
+            &manager,
+            &kill,
+            (&snapshot, &reload_stats),
+        )?;
         let deliver_to = root.actor.clone();
         let listeners = signal::listen(
             &executor,
@@ -150,6 +162,8 @@ impl DaemonBuilder {
         let daemon = Daemon {
             inner: Arc::new(Inner {
                 config,
+                snapshot,
+                reload_stats,
                 executor,
                 root: root.supervisor,
                 actor: root.actor,
@@ -239,6 +253,7 @@ fn start_root(
     signals: &SignalConfig,
     manager: &SubsystemManager,
     kill: &Arc<KillSwitch>,
+    (snapshot, reload_stats): (&Arc<arc_swap::ArcSwap<Config>>, &Arc<ReloadStats>),
 ) -> Result<Root> {
     let shutdown = DaemonShutdown::new();
     let finish = Arc::new(FinishRecord::default());
@@ -260,6 +275,9 @@ fn start_root(
             shutdown: shutdown.clone(),
             signals: signals.clone(),
             reload_subscribers: Vec::new(),
+            snapshot: Arc::clone(snapshot),
+            reload: ReloadState::default(),
+            reload_stats: Arc::clone(reload_stats),
             phase: Phase::Running,
             finish: finish.clone(),
             executor: executor.clone(),
@@ -364,7 +382,7 @@ const INERT_KEYS: [InertKey; 3] = [
     InertKey {
         key: "hot_reload",
         is_on: |config| config.hot_reload,
-        missing: "configuration reload is not built yet: the file is not watched, and SIGHUP only reaches reload subscribers",
+        missing: "the config file watcher is not built yet: an edit applies on SIGHUP or Daemon::reload, not by itself",
     },
     InertKey {
         key: "monitoring.enable_metrics",

@@ -97,6 +97,7 @@ use proc_daemon_actors::supervision::{DEFAULT_HEALTH_CHECK_FAILURES, DrainReport
 use crate::kill_stage::KillSwitch;
 use crate::lock::lock;
 use crate::pid_file::PidFile;
+use crate::reload::{ConfigReloaded, ReloadOutcome, ReloadStats};
 use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason};
 use crate::signal::SignalConfig;
 use crate::subsystem::{Subsystem, SubsystemActor, SubsystemManager};
@@ -113,7 +114,7 @@ const CONTROL_WORKER: usize = 0;
 pub use crate::subsystem::EVENT_RING_CAPACITY;
 
 pub use builder::DaemonBuilder;
-use root::{DaemonActor, FinishRecord, ShutdownRequest, SubscribeReload};
+use root::{DaemonActor, FinishRecord, ReloadRequest, ShutdownRequest, SubscribeReload};
 
 /// A running daemon. Clones are handles to the same daemon: any of them
 /// can request shutdown; one of them runs it.
@@ -123,7 +124,11 @@ pub struct Daemon {
 }
 
 struct Inner {
+    /// The configuration the daemon started with.
     config: Arc<Config>,
+    /// The configuration in effect, swapped by each reload.
+    snapshot: Arc<arc_swap::ArcSwap<Config>>,
+    reload_stats: Arc<ReloadStats>,
     executor: Executor,
     root: ActorRef<Supervisor>,
     actor: ActorRef<DaemonActor>,
@@ -199,9 +204,39 @@ impl Daemon {
         mailbox_options(&self.inner.config)
     }
 
-    /// The configuration the daemon runs with.
+    /// The configuration the daemon started with. After a reload,
+    /// [`config_snapshot`](Self::config_snapshot) is the one in effect.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The configuration in effect now: the start's, or the last reload's.
+    /// Cheap (an atomic load); hold the `Arc` as long as needed, a reload
+    /// does not change it.
+    pub fn config_snapshot(&self) -> Arc<Config> {
+        self.inner.snapshot.load_full()
+    }
+
+    /// Reads the configuration's layers again and puts the result in
+    /// effect, as SIGHUP does, and returns what happened. A request made
+    /// while a reload is being built is answered by the reload after it,
+    /// which reads the file after the request. See [`crate::reload`].
+    pub async fn reload(&self) -> ReloadOutcome {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        if self
+            .inner
+            .actor
+            .try_tell(ReloadRequest { reply: Some(reply) })
+            .is_err()
+        {
+            return ReloadOutcome::ShuttingDown;
+        }
+        outcome.await.unwrap_or(ReloadOutcome::ShuttingDown)
+    }
+
+    /// Counts of reloads applied, failed and coalesced so far.
+    pub fn reload_stats(&self) -> &ReloadStats {
+        &self.inner.reload_stats
     }
 
     /// A handle that is cancelled when the daemon shuts down, and that can
@@ -224,8 +259,9 @@ impl Daemon {
             .try_tell(ShutdownRequest(ShutdownReason::Requested(reason.into())));
     }
 
-    /// Sends [`Reload`] to `subscriber` on every SIGHUP.
-    pub fn subscribe_reload(&self, subscriber: Recipient<Reload>) {
+    /// Sends [`ConfigReloaded`] to `subscriber` after every reload that
+    /// built a valid configuration.
+    pub fn subscribe_reload(&self, subscriber: Recipient<ConfigReloaded>) {
         let _ = self.inner.actor.try_tell(SubscribeReload(subscriber));
     }
 
@@ -313,7 +349,7 @@ impl Daemon {
             aborted_tasks,
             failed_cleanups: stopping.failed,
             elapsed: finish.began.elapsed(),
-            config: Arc::clone(&self.inner.config),
+            config: self.inner.snapshot.load_full(),
         };
         tracing::info!(reason = %exit.reason, code = exit.exit_code, elapsed = ?exit.elapsed, "daemon stopped");
         match (exit_code, finish.escalation) {
@@ -421,8 +457,7 @@ pub struct DaemonExit {
     aborted_tasks: usize,
     failed_cleanups: Vec<(String, String)>,
     elapsed: Duration,
-    /// Shared with the daemon: the configuration does not change after
-    /// start, so the exit carries no copy of it.
+    /// The snapshot in effect when the daemon stopped.
     config: Arc<Config>,
 }
 
@@ -455,13 +490,9 @@ impl DaemonExit {
         self.elapsed
     }
 
-    /// The configuration the daemon ran with.
-    pub fn config_snapshot(&self) -> &Config {
-        &self.config
+    /// The last configuration that was in effect (the start's, or the last
+    /// reload's).
+    pub fn config_snapshot(&self) -> Arc<Config> {
+        Arc::clone(&self.config)
     }
 }
-
-/// Sent to reload subscribers on SIGHUP. (Re-reading the config file on
-/// reload is not built yet; today a reload is logged and delivered.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reload;

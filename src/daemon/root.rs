@@ -5,18 +5,20 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
+
 use proc_daemon_actors::executor::{Executor, JoinHandle};
 use proc_daemon_actors::prelude::*;
 use proc_daemon_actors::supervision::{DrainReport, Escalation};
 use proc_daemon_actors::support::{ABORT_GRACE, Drain, EventBus, panic_message};
 
 use crate::Config;
+use crate::config::render_key;
 use crate::kill_stage::KillSwitch;
 use crate::lock::lock;
+use crate::reload::{ConfigReloaded, ReloadOutcome, ReloadStats, merge};
 use crate::shutdown::{DaemonShutdown, ShutdownReason, wait_until};
 use crate::signal::{Signal, SignalConfig};
-
-use super::Reload;
 
 /// The daemon's root actor. See the module docs.
 pub(crate) struct DaemonActor {
@@ -24,7 +26,12 @@ pub(crate) struct DaemonActor {
     pub(super) root: Option<ActorRef<Supervisor>>,
     pub(super) shutdown: Arc<DaemonShutdown>,
     pub(super) signals: SignalConfig,
-    pub(super) reload_subscribers: Vec<Recipient<Reload>>,
+    pub(super) reload_subscribers: Vec<Recipient<ConfigReloaded>>,
+    /// The configuration in effect, for every reader outside this actor.
+    /// This actor's own `config` is the same value.
+    pub(super) snapshot: Arc<arc_swap::ArcSwap<Config>>,
+    pub(super) reload: ReloadState,
+    pub(super) reload_stats: Arc<ReloadStats>,
     pub(super) phase: Phase,
     /// Where `run` finds how the daemon stopped.
     pub(super) finish: Arc<FinishRecord>,
@@ -112,7 +119,30 @@ impl Actor for DaemonActor {}
 pub(super) struct Attach(pub(super) ActorRef<Supervisor>);
 pub(super) struct SignalReceived(pub(super) Signal);
 pub(super) struct ShutdownRequest(pub(super) ShutdownReason);
-pub(super) struct SubscribeReload(pub(super) Recipient<Reload>);
+pub(super) struct SubscribeReload(pub(super) Recipient<ConfigReloaded>);
+/// Asks for a reload; `reply`, if any, gets the outcome of a reload that
+/// read the file after this request.
+pub(super) struct ReloadRequest {
+    pub(super) reply: Option<oneshot::Sender<ReloadOutcome>>,
+}
+/// A config rebuilt from its layers, off the root's thread.
+pub(super) struct ReloadBuilt(std::result::Result<Config, crate::ConfigError>, Duration);
+
+/// Where the reload in progress stands (see `crate::reload`).
+#[derive(Debug, Default)]
+pub(super) struct ReloadState {
+    /// A config is being rebuilt.
+    in_flight: bool,
+    /// Requests came in while it was: one more reload follows.
+    again: bool,
+    /// Answered by the reload in flight.
+    waiting: Vec<oneshot::Sender<ReloadOutcome>>,
+    /// Answered by the reload after it.
+    waiting_next: Vec<oneshot::Sender<ReloadOutcome>>,
+    /// Restart-only keys whose new value waits for a restart: each is
+    /// logged when it starts waiting, not at every reload.
+    held: Vec<&'static str>,
+}
 pub(super) struct ForceDeadline;
 
 impl Handler<Attach> for DaemonActor {
@@ -126,14 +156,7 @@ impl Handler<SignalReceived> for DaemonActor {
     type Reply = ();
     async fn handle(&mut self, SignalReceived(signal): SignalReceived, ctx: &mut Context<Self>) {
         match signal {
-            Signal::Hangup => {
-                tracing::info!(
-                    subscribers = self.reload_subscribers.len(),
-                    "SIGHUP: reload requested"
-                );
-                self.reload_subscribers
-                    .retain(|s| s.try_tell(Reload).is_ok() || s.is_alive());
-            }
+            Signal::Hangup => self.request_reload("SIGHUP", None, ctx),
             Signal::User1 | Signal::User2 => {
                 if let Some(handler) = self.signals.user_handler(signal) {
                     tracing::info!(%signal, "running the signal handler");
@@ -190,6 +213,33 @@ impl Handler<SubscribeReload> for DaemonActor {
     }
 }
 
+impl Handler<ReloadRequest> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, ReloadRequest { reply }: ReloadRequest, ctx: &mut Context<Self>) {
+        self.request_reload("Daemon::reload", reply, ctx);
+    }
+}
+
+impl Handler<ReloadBuilt> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, ReloadBuilt(built, took): ReloadBuilt, ctx: &mut Context<Self>) {
+        self.reload.in_flight = false;
+        let outcome = match built {
+            Ok(fresh) => self.apply_reload(fresh),
+            Err(err) => self.refuse_reload(err),
+        };
+        // After the new level is in effect: a reload to `debug` shows it.
+        tracing::debug!(?took, "the configuration's layers were read again");
+        for waiter in self.reload.waiting.drain(..) {
+            let _ = waiter.send(outcome.clone());
+        }
+        if std::mem::take(&mut self.reload.again) {
+            self.reload.waiting = std::mem::take(&mut self.reload.waiting_next);
+            self.start_reload(ctx);
+        }
+    }
+}
+
 impl Handler<DrainReport> for DaemonActor {
     type Reply = ();
     async fn handle(&mut self, report: DrainReport, ctx: &mut Context<Self>) {
@@ -236,6 +286,109 @@ impl Drop for DaemonActor {
 }
 
 impl DaemonActor {
+    /// A reload trigger: starts a reload, or folds the request into the
+    /// one after the reload in flight (see `crate::reload`).
+    fn request_reload(
+        &mut self,
+        trigger: &'static str,
+        reply: Option<oneshot::Sender<ReloadOutcome>>,
+        ctx: &mut Context<Self>,
+    ) {
+        if !matches!(self.phase, Phase::Running) {
+            tracing::info!(trigger, "shutting down: the reload is not done");
+            if let Some(reply) = reply {
+                let _ = reply.send(ReloadOutcome::ShuttingDown);
+            }
+            return;
+        }
+        if self.reload.in_flight {
+            if self.reload.again {
+                self.reload_stats.count_coalesced();
+                tracing::debug!(trigger, "reload already queued; folded into it");
+            } else {
+                tracing::info!(trigger, "reload requested; it follows the one in progress");
+            }
+            self.reload.again = true;
+            self.reload.waiting_next.extend(reply);
+            return;
+        }
+        tracing::info!(trigger, "reload requested");
+        self.reload.waiting.extend(reply);
+        self.start_reload(ctx);
+    }
+
+    /// Rebuilds the config from its layers on the blocking pool (a file
+    /// read may be slow; this actor keeps handling signals meanwhile), and
+    /// sends the result back as [`ReloadBuilt`].
+    fn start_reload(&mut self, ctx: &mut Context<Self>) {
+        self.reload.in_flight = true;
+        let running = Arc::clone(&self.config);
+        let me = ctx.actor_ref().clone();
+        drop(ctx.executor().spawn_blocking(move || {
+            let started = Instant::now();
+            let built = running.rebuild();
+            let _ = me.try_tell(ReloadBuilt(built, started.elapsed()));
+        }));
+    }
+
+    /// Puts a valid rebuilt config in effect: see `crate::reload`.
+    fn apply_reload(&mut self, fresh: Config) -> ReloadOutcome {
+        if let Err(err) = crate::logging::check(&fresh.logging) {
+            return self.refuse_reload(err);
+        }
+        let old = Arc::clone(&self.config);
+        let merged = merge(&old, fresh);
+        for (key, wanted) in &merged.needs_restart {
+            if !self.reload.held.contains(key) {
+                tracing::warn!(
+                    key,
+                    running = %render_key(&old, key),
+                    new = %wanted,
+                    "`{key}` changed in the configuration, but it needs a restart to take effect; the running value stays"
+                );
+            }
+        }
+        self.reload.held = merged.needs_restart.iter().map(|(key, _)| *key).collect();
+        let new = Arc::new(merged.config);
+        if merged.changed.iter().any(|key| key.starts_with("logging."))
+            && !crate::logging::apply_live(&new.logging)
+        {
+            tracing::info!(
+                "[logging] changed, but the program installed its own tracing subscriber; it is left alone"
+            );
+        }
+        self.snapshot.store(Arc::clone(&new));
+        self.config = Arc::clone(&new);
+        self.reload_stats.count_applied();
+        tracing::info!(changed = ?merged.changed, "configuration reloaded");
+        let reloaded = ConfigReloaded {
+            old,
+            new,
+            changed: merged.changed.clone(),
+        };
+        self.reload_subscribers
+            .retain(|s| s.try_tell(reloaded.clone()).is_ok() || s.is_alive());
+        ReloadOutcome::Applied {
+            changed: merged.changed,
+            needs_restart: merged
+                .needs_restart
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect(),
+        }
+    }
+
+    /// A rebuilt config that is not valid: the old one stays.
+    fn refuse_reload(&mut self, err: crate::ConfigError) -> ReloadOutcome {
+        self.reload_stats.count_failed();
+        tracing::error!(
+            error = %err,
+            failures = self.reload_stats.failed(),
+            "the configuration did not reload; the one in effect is unchanged"
+        );
+        ReloadOutcome::Failed(err)
+    }
+
     fn begin_shutdown(
         &mut self,
         reason: ShutdownReason,
