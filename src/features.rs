@@ -40,12 +40,6 @@ compile_error!(
      does not exist in this version."
 );
 
-#[cfg(feature = "config-watch")]
-compile_error!(
-    "the `config-watch` feature is not built yet: the config file is not watched in this \
-     version. SIGHUP and `Daemon::reload` reload it; `Daemon::config_snapshot` is always there."
-);
-
 #[cfg(feature = "mmap-config")]
 compile_error!(
     "the `mmap-config` feature is not built yet: config files are read with `std::fs::read` \

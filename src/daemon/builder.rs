@@ -174,12 +174,17 @@ impl DaemonBuilder {
                 signal_listeners: root.signal_listeners,
                 kill,
                 manager,
+                #[cfg(feature = "config-watch")]
+                watch: Mutex::new(None),
             }),
         };
         // From here on a failure tears down what was started.
         let started = listeners.and_then(|listeners| {
             *lock(&daemon.inner.signal_listeners) = listeners;
-            daemon.start_subsystems(subsystems)
+            daemon.start_subsystems(subsystems)?;
+            #[cfg(feature = "config-watch")]
+            daemon.start_watch()?;
+            Ok(())
         });
         if let Err(err) = started {
             daemon.abandon();
@@ -381,8 +386,8 @@ struct InertKey {
 const INERT_KEYS: [InertKey; 3] = [
     InertKey {
         key: "hot_reload",
-        is_on: |config| config.hot_reload,
-        missing: "the config file watcher is not built yet: an edit applies on SIGHUP or Daemon::reload, not by itself",
+        is_on: |config| config.hot_reload && cfg!(not(feature = "config-watch")),
+        missing: "this build has no config file watcher (the `config-watch` feature): an edit applies on SIGHUP or Daemon::reload, not by itself",
     },
     InertKey {
         key: "monitoring.enable_metrics",

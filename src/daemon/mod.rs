@@ -139,6 +139,9 @@ struct Inner {
     signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
     kill: Arc<KillSwitch>,
     manager: SubsystemManager,
+    /// The config file watcher, while the daemon runs (`hot_reload`).
+    #[cfg(feature = "config-watch")]
+    watch: Mutex<Option<crate::reload::watch::ConfigWatch>>,
 }
 
 impl Drop for Inner {
@@ -226,7 +229,10 @@ impl Daemon {
         if self
             .inner
             .actor
-            .try_tell(ReloadRequest { reply: Some(reply) })
+            .try_tell(ReloadRequest {
+                trigger: "Daemon::reload",
+                reply: Some(reply),
+            })
             .is_err()
         {
             return ReloadOutcome::ShuttingDown;
@@ -318,6 +324,8 @@ impl Daemon {
         {
             tracing::error!(workers = ?stuck, "workers are stuck in blocking code; their threads are left behind");
         }
+        #[cfg(feature = "config-watch")]
+        drop(lock(&self.inner.watch).take());
         drop(lock(&self.inner.pid_file).take());
         self.inner.kill.disarm();
 
@@ -424,6 +432,40 @@ impl Daemon {
             })?
     }
 
+    /// Starts the config file watcher if `hot_reload` asks for it: each
+    /// settled change of the file's content is a reload request, as
+    /// SIGHUP is (see `crate::reload::watch`).
+    #[cfg(feature = "config-watch")]
+    fn start_watch(&self) -> Result<()> {
+        let config = &self.inner.config;
+        if !config.hot_reload {
+            return Ok(());
+        }
+        let Some(file) = config.file() else {
+            tracing::warn!(
+                key = "hot_reload",
+                "hot_reload = true, but the configuration was not read from a file (ConfigBuilder::file, Config::load_from_file): there is nothing to watch"
+            );
+            return Ok(());
+        };
+        let root = self.inner.actor.clone();
+        let watch = crate::reload::watch::watch(file, move || {
+            let _ = root.try_tell(ReloadRequest {
+                trigger: "the config file changed",
+                reply: None,
+            });
+        })
+        .map_err(|reason| {
+            Error::io(
+                "watch the config file (hot_reload = true)",
+                Some(file.to_owned()),
+                std::io::Error::other(reason),
+            )
+        })?;
+        *lock(&self.inner.watch) = Some(watch);
+        Ok(())
+    }
+
     /// Tears down a daemon whose start failed part-way.
     fn abandon(&self) {
         for listener in lock(&self.inner.signal_listeners).drain(..) {
@@ -436,6 +478,8 @@ impl Daemon {
         self.inner.actor.stop();
         self.inner.root.stop();
         let _ = drain.wait();
+        #[cfg(feature = "config-watch")]
+        drop(lock(&self.inner.watch).take());
         drop(lock(&self.inner.pid_file).take());
     }
 }

@@ -123,6 +123,8 @@ pub(super) struct SubscribeReload(pub(super) Recipient<ConfigReloaded>);
 /// Asks for a reload; `reply`, if any, gets the outcome of a reload that
 /// read the file after this request.
 pub(super) struct ReloadRequest {
+    /// Who asked, for the log.
+    pub(super) trigger: &'static str,
     pub(super) reply: Option<oneshot::Sender<ReloadOutcome>>,
 }
 /// A config rebuilt from its layers, off the root's thread.
@@ -215,8 +217,12 @@ impl Handler<SubscribeReload> for DaemonActor {
 
 impl Handler<ReloadRequest> for DaemonActor {
     type Reply = ();
-    async fn handle(&mut self, ReloadRequest { reply }: ReloadRequest, ctx: &mut Context<Self>) {
-        self.request_reload("Daemon::reload", reply, ctx);
+    async fn handle(
+        &mut self,
+        ReloadRequest { trigger, reply }: ReloadRequest,
+        ctx: &mut Context<Self>,
+    ) {
+        self.request_reload(trigger, reply, ctx);
     }
 }
 

@@ -2,7 +2,7 @@
 //! it.
 //!
 //! Every trigger (SIGHUP, [`Daemon::reload`](crate::Daemon::reload), and
-//! the file watcher once it is built) asks the daemon's root actor, which
+//! the file watcher, `watch.rs`) asks the daemon's root actor, which
 //! owns the one live [`Config`] snapshot. The root rebuilds the config
 //! from the same layers the start used ([`Config`] keeps them), off its
 //! own thread, and hands the result to [`merge`] here:
@@ -22,6 +22,9 @@
 //! requests make one more reload after it, not one each, and that one
 //! reads the file last, so the last content wins.
 
+#[cfg(feature = "config-watch")]
+pub mod watch;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,8 +35,8 @@ use crate::config::{Config, ConfigError, changed_keys, copy_key, render_key};
 ///
 /// - the executor (`performance.*`) is built once, at start;
 /// - the PID file and the working directory are taken at start;
-/// - the log file and its rotation, and the file watcher (`hot_reload`),
-///   are not built yet, so nothing could follow them;
+/// - the log file and its rotation are not built yet, so nothing could
+///   follow them; the file watcher (`hot_reload`) starts with the daemon;
 /// - health checks are scheduled per child when it is added.
 pub const RESTART_KEYS: &[&str] = &[
     "pid_file",
