@@ -28,18 +28,6 @@ compile_error!(
      `proc_daemon::resources::ResourceTracker` do not exist in this version."
 );
 
-#[cfg(feature = "console")]
-compile_error!(
-    "the `console` feature is not built yet: the enhanced console log output does not \
-     exist in this version."
-);
-
-#[cfg(feature = "json-logs")]
-compile_error!(
-    "the `json-logs` feature is not built yet: JSON structured logging (`logging.json`) \
-     does not exist in this version."
-);
-
 #[cfg(feature = "mmap-config")]
 compile_error!(
     "the `mmap-config` feature is not built yet: config files are read with `std::fs::read` \

@@ -4,17 +4,35 @@
 //! starts, unless the program installed one first (then the program's wins
 //! and `[logging]` is not applied, which is logged at debug level).
 //!
-//! What is built: text lines on stderr at `logging.level`, coloured when
-//! `logging.color` is on and stderr is a terminal. Both change live on a
-//! reload. What is not built yet, and therefore refused
-//! with an error instead of being ignored: `logging.json = true` (the
-//! `json-logs` feature) and `logging.file` (file output with rotation by
-//! `max_file_size` and `max_files`).
+//! - **Where.** Stderr, or the file `logging.file`, rotated when it passes
+//!   `max_file_size` bytes (after the line that passed it), keeping
+//!   `max_files` files in all (`daemon.log`, `daemon.log.1`, ...), with
+//!   `file-rotate`. File lines are written by `tracing-appender`'s
+//!   background thread, so a slow disk never blocks an actor; it is not
+//!   lossy (a full buffer makes the logger wait rather than drop a line),
+//!   and [`flush`] (called when `Daemon::run` ends) writes what is queued.
+//! - **How.** Text lines; JSON lines with `logging.json` (feature
+//!   `json-logs`); with the `console` feature, on a terminal, the
+//!   multi-line layout with span context. Colour only when
+//!   `logging.color` is on and the output is a terminal, never into a
+//!   pipe or a file.
+//! - **Live.** The level, JSON and colour sit behind
+//!   `tracing_subscriber::reload` layers: a reload changes them at once
+//!   ([`apply_live`]). The file and its rotation need a restart.
+//!
+//! A file that cannot be opened (its directory missing, no permission) is
+//! an error at start that names the key and the path.
 
+use std::fs::OpenOptions;
 use std::io::IsTerminal;
-use std::sync::OnceLock;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 use tracing::level_filters::LevelFilter;
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
+use tracing_subscriber::layer::{Layer, Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Registry, fmt, registry, reload};
 
 use crate::Result;
 use crate::config::{ConfigError, ConfigProblem, LogLevel, LoggingConfig};
@@ -30,86 +48,204 @@ pub(crate) fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-fn not_built(key: &str, value: String, reason: &str) -> ConfigError {
+fn invalid(key: &str, value: String, reason: String) -> ConfigError {
     ConfigError::new(
         Some(key),
         Some(value),
         None,
-        ConfigProblem::Invalid {
-            reason: reason.to_owned(),
-        },
+        ConfigProblem::Invalid { reason },
     )
+}
+
+/// Refuses what `[logging]` names but this build cannot do. Start-up and
+/// every reload check the same way.
+pub(crate) fn check(logging: &LoggingConfig) -> std::result::Result<(), ConfigError> {
+    if logging.json && cfg!(not(feature = "json-logs")) {
+        return Err(invalid(
+            "logging.json",
+            "true".to_owned(),
+            "this build has no JSON logs (the `json-logs` feature); set it to false or build with the feature".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The subscriber below the output layer: the registry and the level.
+type Base = Layered<reload::Layer<LevelFilter, Registry>, Registry>;
+/// An output layer: a formatter and where it writes.
+type Output = Box<dyn Layer<Base> + Send + Sync>;
+
+/// Where lines go.
+#[derive(Clone)]
+enum Sink {
+    Stderr,
+    File(NonBlocking),
 }
 
 /// What the running subscriber lets a reload change, set by [`init`]
 /// when the daemon's own subscriber was installed.
 struct Live {
-    set_level: Box<dyn Fn(LevelFilter) -> bool + Send + Sync>,
-    set_ansi: Box<dyn Fn(bool) -> bool + Send + Sync>,
+    sink: Sink,
+    level: reload::Handle<LevelFilter, Registry>,
+    output: reload::Handle<Output, Base>,
 }
 
 static LIVE: OnceLock<Live> = OnceLock::new();
 
-/// Refuses what `[logging]` names but this build cannot do. Start-up and
-/// every reload check the same way.
-pub(crate) fn check(logging: &LoggingConfig) -> std::result::Result<(), ConfigError> {
+/// The file writer's thread, flushed and stopped by [`flush`].
+static FILE_GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+
+/// The formatter `logging` asks for, writing to `sink`.
+fn output_layer(logging: &LoggingConfig, sink: &Sink) -> Output {
+    let terminal = matches!(sink, Sink::Stderr) && std::io::stderr().is_terminal();
+    let ansi = logging.color && terminal;
+    macro_rules! with_writer {
+        ($layer:expr) => {
+            match sink {
+                Sink::Stderr => $layer
+                    .with_writer(std::io::stderr as fn() -> std::io::Stderr)
+                    .boxed(),
+                Sink::File(writer) => $layer.with_writer(writer.clone()).boxed(),
+            }
+        };
+    }
+    #[cfg(feature = "json-logs")]
     if logging.json {
-        return Err(not_built(
-            "logging.json",
-            "true".to_owned(),
-            "JSON logs are not built yet (the `json-logs` feature); set it to false",
-        ));
+        return with_writer!(fmt::layer().json().with_ansi(false));
     }
-    if let Some(file) = &logging.file {
-        return Err(not_built(
+    #[cfg(feature = "console")]
+    if terminal {
+        return with_writer!(fmt::layer().pretty().with_ansi(ansi));
+    }
+    with_writer!(fmt::layer().with_ansi(ansi))
+}
+
+/// Opens `logging.file` for appending, rotated by size.
+fn open_file(path: &Path, logging: &LoggingConfig) -> std::result::Result<Sink, ConfigError> {
+    use file_rotate::compression::Compression;
+    use file_rotate::suffix::AppendCount;
+    use file_rotate::{ContentLimit, FileRotate};
+
+    let shown = path.display().to_string();
+    let directory = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !directory.is_dir() {
+        return Err(invalid(
             "logging.file",
-            file.display().to_string(),
-            "file output is not built yet; unset it to log to stderr",
+            shown,
+            format!(
+                "the directory {} does not exist; create it, or point logging.file elsewhere",
+                directory.display()
+            ),
         ));
     }
-    Ok(())
-}
-
-/// Whether colour goes out: asked for, and stderr is a terminal (never
-/// into a pipe or a file).
-fn ansi(logging: &LoggingConfig) -> bool {
-    logging.color && std::io::stderr().is_terminal()
-}
-
-/// Installs the subscriber `logging` describes, if none is installed. The
-/// level and the colour sit behind `tracing_subscriber::reload` layers, so
-/// that [`apply_live`] can change them while the daemon runs.
-pub(crate) fn init(logging: &LoggingConfig) -> Result<()> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{fmt, registry, reload};
-
-    check(logging)?;
-    let (level, level_handle) = reload::Layer::new(level_filter(logging.level));
-    let (text, text_handle) = reload::Layer::new(
-        fmt::layer()
-            .with_ansi(ansi(logging))
-            .with_writer(std::io::stderr as fn() -> std::io::Stderr),
+    // Opened once here so that a refusal is an error at start, in words;
+    // the rotating writer opens it again the same way.
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|err| {
+            invalid(
+                "logging.file",
+                shown.clone(),
+                format!("could not open it for appending: {err}"),
+            )
+        })?;
+    let max_bytes = usize::try_from(logging.max_file_size)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let rotated = usize::try_from(logging.max_files)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(1);
+    let writer = FileRotate::new(
+        path,
+        AppendCount::new(rotated),
+        ContentLimit::BytesSurpassed(max_bytes),
+        Compression::None,
+        None,
     );
-    if registry().with(level).with(text).try_init().is_err() {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(writer);
+    *crate::lock::lock(&FILE_GUARD) = Some(guard);
+    Ok(Sink::File(writer))
+}
+
+/// Installs the subscriber `logging` describes, if none is installed.
+pub(crate) fn init(logging: &LoggingConfig) -> Result<()> {
+    check(logging)?;
+    if LIVE.get().is_some() {
+        // A second daemon in this process: the first one's subscriber
+        // stays, as a program's own would.
+        tracing::debug!(
+            "the daemon's subscriber is already installed; [logging] is not applied again"
+        );
+        return Ok(());
+    }
+    let sink = match &logging.file {
+        Some(path) => open_file(path, logging)?,
+        None => Sink::Stderr,
+    };
+    let (level, level_handle) = reload::Layer::new(level_filter(logging.level));
+    let (output, output_handle) = reload::Layer::new(output_layer(logging, &sink));
+    if registry().with(level).with(output).try_init().is_err() {
+        drop(crate::lock::lock(&FILE_GUARD).take());
         tracing::debug!("a tracing subscriber is already installed; [logging] is not applied");
         return Ok(());
     }
     let _ = LIVE.set(Live {
-        set_level: Box::new(move |filter| level_handle.reload(filter).is_ok()),
-        set_ansi: Box::new(move |on| text_handle.modify(|layer| layer.set_ansi(on)).is_ok()),
+        sink,
+        level: level_handle,
+        output: output_handle,
     });
     Ok(())
 }
 
-/// Applies the live `[logging]` keys (`level`, `color`) to the running
-/// subscriber. Returns `false` when the daemon did not install it (the
-/// program's own subscriber is in use), so nothing could be changed.
+/// Applies the live `[logging]` keys (`level`, `json`, `color`) to the
+/// running subscriber. Returns `false` when the daemon did not install it
+/// (the program's own subscriber is in use), so nothing could be changed.
 pub(crate) fn apply_live(logging: &LoggingConfig) -> bool {
     let Some(live) = LIVE.get() else {
         return false;
     };
-    let level = (live.set_level)(level_filter(logging.level));
-    let color = (live.set_ansi)(ansi(logging));
-    level && color
+    let level = live.level.reload(level_filter(logging.level)).is_ok();
+    let output = live
+        .output
+        .reload(output_layer(logging, &live.sink))
+        .is_ok();
+    level && output
+}
+
+/// Writes every queued file line and stops the file writer's thread.
+/// Lines logged after this are not written to the file.
+pub(crate) fn flush() {
+    drop(crate::lock::lock(&FILE_GUARD).take());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "json-logs"))]
+    #[test]
+    fn json_without_the_feature_is_refused_naming_it() {
+        let logging = LoggingConfig {
+            json: true,
+            ..crate::Config::default().logging
+        };
+        let err = check(&logging).unwrap_err().to_string();
+        assert!(
+            err.contains("`logging.json`") && err.contains("json-logs"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_logs_pass_the_check() {
+        assert!(check(&crate::Config::default().logging).is_ok());
+    }
 }

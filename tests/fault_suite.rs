@@ -272,12 +272,12 @@ fn cases() -> Vec<Case> {
         case("logging.json not a boolean")
             .file(key("logging", "json = \"yes\""))
             .says(&["`logging.json`", "expected a boolean"]),
-        case("logging.json not built")
-            .file(key("logging", "json = true"))
-            .says(&["`logging.json`", "not built yet"]),
-        case("logging.file not built")
-            .file(key("logging", "file = \"/tmp/daemon.log\""))
-            .says(&["`logging.file`", "not built yet"]),
+        case("logging.file in a missing directory")
+            .file(key("logging", "file = \"/nonexistent/dir/daemon.log\""))
+            .says(&["`logging.file`", "/nonexistent/dir", "does not exist"]),
+        case("logging.file is a directory")
+            .file(key("logging", "file = \"/tmp\""))
+            .says(&["`logging.file`", "could not open it for appending"]),
         case("logging.file empty")
             .file(key("logging", "file = \"\""))
             .says(&["`logging.file`", "must not be empty"]),
@@ -436,9 +436,9 @@ fn cases() -> Vec<Case> {
         case("env: missing work_dir")
             .env("DAEMON_WORK_DIR", "/nonexistent/work")
             .says(&["working directory /nonexistent/work"]),
-        case("env: log file not built")
-            .env("DAEMON_LOGGING_FILE", "/tmp/daemon.log")
-            .says(&["`logging.file`", "not built yet"]),
+        case("env: log file in a missing directory")
+            .env("DAEMON_LOGGING_FILE", "/nonexistent/daemon.log")
+            .says(&["`logging.file`", "does not exist"]),
         // The PID file.
         case("pid file: a symlink to a victim")
             .pid(PidInput::SymlinkToVictim)

@@ -147,7 +147,11 @@ fn ours(file: &Path, edits: usize, by_signal: bool) {
         } else {
             started
         };
-        report(until_named(|| daemon.config_snapshot().name.clone(), n, started));
+        report(until_named(
+            || daemon.config_snapshot().name.clone(),
+            n,
+            started,
+        ));
         std::thread::sleep(Duration::from_millis(30));
     }
     daemon.shutdown();
@@ -174,7 +178,11 @@ fn upstream_watch(file: &Path, edits: usize) {
     for n in 1..=edits {
         let started = Instant::now();
         std::fs::write(file, named(n)).expect("write the file");
-        report(until_named(|| daemon.config_snapshot().name.clone(), n, started));
+        report(until_named(
+            || daemon.config_snapshot().name.clone(),
+            n,
+            started,
+        ));
         std::thread::sleep(Duration::from_millis(30));
     }
 }

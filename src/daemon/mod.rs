@@ -360,6 +360,8 @@ impl Daemon {
             config: self.inner.snapshot.load_full(),
         };
         tracing::info!(reason = %exit.reason, code = exit.exit_code, elapsed = ?exit.elapsed, "daemon stopped");
+        // The log file's queued lines, written before the process exits.
+        crate::logging::flush();
         match (exit_code, finish.escalation) {
             (EXIT_CLEAN, _) => Ok(exit),
             (_, Some(error)) => Err(Error::subsystem("root supervisor", error)),
@@ -481,6 +483,7 @@ impl Daemon {
         #[cfg(feature = "config-watch")]
         drop(lock(&self.inner.watch).take());
         drop(lock(&self.inner.pid_file).take());
+        crate::logging::flush();
     }
 }
 

@@ -35,8 +35,8 @@ use crate::config::{Config, ConfigError, changed_keys, copy_key, render_key};
 ///
 /// - the executor (`performance.*`) is built once, at start;
 /// - the PID file and the working directory are taken at start;
-/// - the log file and its rotation are not built yet, so nothing could
-///   follow them; the file watcher (`hot_reload`) starts with the daemon;
+/// - the log file and its rotation are opened at start, and the file
+///   watcher (`hot_reload`) starts with the daemon;
 /// - health checks are scheduled per child when it is added.
 pub const RESTART_KEYS: &[&str] = &[
     "pid_file",

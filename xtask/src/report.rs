@@ -151,11 +151,7 @@ fn benches_of(section: &'static str) -> Vec<Bench> {
         }],
         "reload" => vec![Bench {
             name: "reload",
-            kind: Kind::Binary(vec![run(
-                "reload",
-                &["--edits", "20"],
-                &["--edits", "50"],
-            )]),
+            kind: Kind::Binary(vec![run("reload", &["--edits", "20"], &["--edits", "50"])]),
         }],
         "targets" => vec![criterion("actors"), actor_memory, daemon_exit],
         other => unreachable!("unknown section {other}"),
