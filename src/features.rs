@@ -28,12 +28,6 @@ compile_error!(
      `proc_daemon::resources::ResourceTracker` do not exist in this version."
 );
 
-#[cfg(feature = "mmap-config")]
-compile_error!(
-    "the `mmap-config` feature is not built yet: config files are read with `std::fs::read` \
-     in this version."
-);
-
 #[cfg(feature = "scheduler-hints")]
 compile_error!(
     "the `scheduler-hints` feature is not built yet: `proc_daemon::scheduler` does not \

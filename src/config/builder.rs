@@ -302,10 +302,7 @@ impl ConfigBuilder {
     ///
     /// As [`build`](ConfigBuilder::build).
     pub fn explain(self) -> Result<ExplainedConfig> {
-        let mut config = Config {
-            layers: Layers::from_builder(self.clone()),
-            ..Config::default()
-        };
+        let mut config = Config::default();
         let mut sources = vec![Source::Default; FIELDS.len()];
 
         #[cfg(feature = "toml")]
@@ -313,21 +310,23 @@ impl ConfigBuilder {
             super::file::apply(&mut config, &mut sources, path)?;
         }
 
-        match self.env {
+        match &self.env {
             EnvLayer::Process => env::apply(
                 &mut config,
                 &mut sources,
                 &self.env_prefix,
                 std::env::vars_os().collect(),
             )?,
-            EnvLayer::Vars(vars) => env::apply(&mut config, &mut sources, &self.env_prefix, vars)?,
+            EnvLayer::Vars(vars) => {
+                env::apply(&mut config, &mut sources, &self.env_prefix, vars.clone())?
+            }
             EnvLayer::Ignore => {}
         }
 
-        if let Some(problem) = self.deferred.into_iter().next() {
-            return Err(problem);
+        if let Some(problem) = self.deferred.first() {
+            return Err(problem.clone());
         }
-        for index in self.set {
+        for &index in &self.set {
             (FIELDS[index].copy)(&mut config, &self.values);
             sources[index] = Source::Builder;
         }
@@ -348,6 +347,8 @@ impl ConfigBuilder {
         }
 
         validate::validate(&config, &sources)?;
+        // The builder itself, for a reload: moved, not copied.
+        config.layers = Layers::from_builder(self);
         Ok(ExplainedConfig { config, sources })
     }
 }

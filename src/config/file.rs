@@ -16,9 +16,11 @@ use super::schema::{self, FIELDS, SECTIONS, ValueError, describe_toml, render_to
 use super::source::Source;
 use super::{Config, MAX_CONFIG_FILE_BYTES};
 
-/// Reads the file at `path` and applies its keys to `config`.
+/// Reads the file at `path` and applies its keys to `config`: through a
+/// memory map with the `mmap-config` feature (`mapped.rs`), with a read
+/// otherwise.
 pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) -> Result<()> {
-    let bytes = read_bounded(path).map_err(|err| {
+    let unreadable = |err: std::io::Error| {
         config_error(
             None,
             None,
@@ -29,12 +31,38 @@ pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) ->
                 reason: err.to_string(),
             },
         )
-    })?;
-    let text = match String::from_utf8(bytes) {
+    };
+    #[cfg(feature = "mmap-config")]
+    {
+        let file = open_checked(path).map_err(unreadable)?;
+        let len = file.metadata().map_err(unreadable)?.len();
+        check_size(len).map_err(unreadable)?;
+        if len > 0 {
+            let mapped = super::mapped::with_mapped(&file, path, |bytes| {
+                apply_bytes(config, sources, path, bytes)
+            })
+            .map_err(unreadable)?;
+            if let Some(applied) = mapped {
+                return applied;
+            }
+        }
+    }
+    let bytes = read_bounded(path).map_err(unreadable)?;
+    apply_bytes(config, sources, path, &bytes)
+}
+
+/// Applies the file's `bytes`, which must be UTF-8 TOML.
+fn apply_bytes(
+    config: &mut Config,
+    sources: &mut [Source],
+    path: &Path,
+    bytes: &[u8],
+) -> Result<()> {
+    let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => {
-            let offset = err.utf8_error().valid_up_to();
-            let line = line_of(&String::from_utf8_lossy(err.as_bytes()), offset);
+            let offset = err.valid_up_to();
+            let line = line_of(&String::from_utf8_lossy(bytes), offset);
             return Err(config_error(
                 None,
                 None,
@@ -48,7 +76,33 @@ pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) ->
             ));
         }
     };
-    apply_str(config, sources, path, &text)
+    apply_str(config, sources, path, text)
+}
+
+/// Opens the config file for reading and checks that it is a regular file
+/// (see [`read_bounded`]).
+fn open_checked(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    crate::regular_file::require_regular(&file, "config file")?;
+    Ok(file)
+}
+
+/// Refuses a file larger than [`MAX_CONFIG_FILE_BYTES`].
+fn check_size(len: u64) -> std::io::Result<()> {
+    if len > MAX_CONFIG_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "it is larger than {MAX_CONFIG_FILE_BYTES} bytes, the most a config file may have"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads the whole file at `path`, which must be a regular file (a symlink
@@ -63,24 +117,12 @@ pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) ->
 /// that.
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
 
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(path)?;
-    crate::regular_file::require_regular(&file, "config file")?;
+    let file = open_checked(path)?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_FILE_BYTES + 1)
         .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_CONFIG_FILE_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "it is larger than {MAX_CONFIG_FILE_BYTES} bytes, the most a config file may have"
-            ),
-        ));
-    }
+    check_size(bytes.len() as u64)?;
     Ok(bytes)
 }
 

@@ -56,6 +56,8 @@ mod error;
 #[cfg(feature = "toml")]
 mod file;
 mod layers;
+#[cfg(feature = "mmap-config")]
+mod mapped;
 pub(crate) mod schema;
 mod source;
 mod validate;

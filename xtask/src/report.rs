@@ -309,13 +309,36 @@ fn config_load(results: &Results) -> Result<String, String> {
         let ns = results.ns(&format!("config_load/{id}"))?;
         out.push(vec![what.to_owned(), time(ns), ratio(ns / floor)]);
     }
-    Ok(table(
-        &[
-            "what runs (`examples/daemon.toml`)",
-            "median",
-            "÷ read + parse",
-        ],
-        &out,
+    let mut read = Vec::new();
+    for size in ["4KiB", "4MiB"] {
+        let by_read = results.ns(&format!("config_read/read_{size}"))?;
+        let by_map = results.ns(&format!("config_read/mmap_{size}"))?;
+        read.push(vec![
+            size.replace("KiB", " KiB").replace("MiB", " MiB"),
+            time(by_read),
+            time(by_map),
+            ratio(by_map / by_read),
+        ]);
+    }
+    Ok(format!(
+        "{}\nThe step `mmap-config` changes, then the same UTF-8 check and parse with spans (`toml::de::DeTable`), on a generated file:\n\n{}",
+        table(
+            &[
+                "what runs (`examples/daemon.toml`)",
+                "median",
+                "÷ read + parse",
+            ],
+            &out,
+        ),
+        table(
+            &[
+                "file",
+                "`std::fs::read`",
+                "memory map (`mmap-config`)",
+                "map ÷ read"
+            ],
+            &read,
+        )
     ))
 }
 
