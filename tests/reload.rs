@@ -283,14 +283,6 @@ async fn every_restart_key_keeps_its_running_value() {
             "performance.lock_free",
             "[performance]\nlock_free = false".to_owned(),
         ),
-        (
-            "monitoring.health_checks",
-            "[monitoring]\nhealth_checks = false".to_owned(),
-        ),
-        (
-            "monitoring.health_check_interval_ms",
-            "[monitoring]\nhealth_check_interval_ms = 777".to_owned(),
-        ),
     ];
     assert_eq!(edits.len(), RESTART_KEYS.len(), "every restart-only key");
     for (key, text) in edits {
@@ -394,6 +386,91 @@ async fn reloads_under_a_steady_stream_lose_no_message_and_restart_nothing() {
         "a reload restarts nothing"
     );
     assert_eq!(daemon.config_snapshot().name, "s20");
+    daemon.shutdown();
+    within("run", daemon.run()).await.unwrap();
+}
+
+/// A subsystem that waits for the shutdown; its health check counts its
+/// calls and passes.
+struct Checked(Arc<AtomicU64>);
+
+impl proc_daemon::Subsystem for Checked {
+    fn run(
+        &self,
+        mut shutdown: proc_daemon::ShutdownHandle,
+    ) -> proc_daemon::subsystem::SubsystemFuture {
+        Box::pin(async move {
+            shutdown.cancelled().await;
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &str {
+        "checked"
+    }
+
+    fn health_check(&self) -> Option<Box<dyn Fn() -> bool + Send + Sync>> {
+        let calls = self.0.clone();
+        Some(Box::new(move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            true
+        }))
+    }
+}
+
+#[tokio::test]
+async fn the_health_check_interval_and_switch_change_live() {
+    let dir = TempDir::new("health");
+    write(
+        &dir.file(),
+        "[monitoring]\nhealth_check_interval_ms = 3600000\n",
+    );
+    let calls = Arc::new(AtomicU64::new(0));
+    let config = Config::builder()
+        .file(dir.file())
+        .ignore_env()
+        .build()
+        .unwrap();
+    let daemon = Daemon::builder(config)
+        .with_signal_config(proc_daemon::SignalConfig::none())
+        .with_subsystem(Checked(calls.clone()))
+        .build()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "an hourly check has not run"
+    );
+
+    write(&dir.file(), "[monitoring]\nhealth_check_interval_ms = 20\n");
+    match within("reload", daemon.reload()).await {
+        ReloadOutcome::Applied { changed, .. } => {
+            assert_eq!(changed, ["monitoring.health_check_interval_ms"])
+        }
+        other => panic!("{other:?}"),
+    }
+    within("checks every 20 ms", async {
+        while calls.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+
+    write(
+        &dir.file(),
+        "[monitoring]\nhealth_checks = false\nhealth_check_interval_ms = 20\n",
+    );
+    assert!(matches!(
+        within("reload", daemon.reload()).await,
+        ReloadOutcome::Applied { .. }
+    ));
+    let after_off = calls.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        calls.load(Ordering::SeqCst) <= after_off + 1,
+        "switched off, the checks stop"
+    );
     daemon.shutdown();
     within("run", daemon.run()).await.unwrap();
 }

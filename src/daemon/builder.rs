@@ -24,6 +24,7 @@ use super::root::{
 };
 use super::{CONTROL_WORKER, Daemon, DaemonExit, Inner};
 use crate::reload::ReloadStats;
+use proc_daemon_actors::supervision::HealthSchedule;
 
 /// Builds a [`Daemon`]: `Daemon::builder(config)`.
 #[must_use = "a daemon does nothing until .run().await (or .build())"]
@@ -141,6 +142,8 @@ impl DaemonBuilder {
         let config = Arc::new(config);
         let kill = Arc::new(KillSwitch::start(pid_file.as_ref())?);
         let snapshot = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
+        let health = HealthSchedule::off();
+        health.set(health_schedule(&config));
         let reload_stats = Arc::new(ReloadStats::default());
         let root = start_root(
             &executor,
@@ -148,7 +151,7 @@ impl DaemonBuilder {
             &signals,
             &manager,
             &kill,
-            (&snapshot, &reload_stats),
+            (&snapshot, &reload_stats, &health),
         )?;
         let deliver_to = root.actor.clone();
         let listeners = signal::listen(
@@ -164,6 +167,7 @@ impl DaemonBuilder {
                 config,
                 snapshot,
                 reload_stats,
+                health,
                 executor,
                 root: root.supervisor,
                 actor: root.actor,
@@ -193,6 +197,15 @@ impl DaemonBuilder {
         tracing::info!(daemon = %daemon.inner.config.name, pid = std::process::id(), "daemon running");
         Ok(daemon)
     }
+}
+
+/// When subsystems' health checks run under `config`: `None` when
+/// `monitoring.health_checks` is off.
+pub(super) fn health_schedule(config: &Config) -> Option<std::time::Duration> {
+    config
+        .monitoring
+        .health_checks
+        .then(|| config.health_check_interval())
 }
 
 /// Process-wide set-up that the config decides, before anything starts:
@@ -258,7 +271,11 @@ fn start_root(
     signals: &SignalConfig,
     manager: &SubsystemManager,
     kill: &Arc<KillSwitch>,
-    (snapshot, reload_stats): (&Arc<arc_swap::ArcSwap<Config>>, &Arc<ReloadStats>),
+    (snapshot, reload_stats, health): (
+        &Arc<arc_swap::ArcSwap<Config>>,
+        &Arc<ReloadStats>,
+        &HealthSchedule,
+    ),
 ) -> Result<Root> {
     let shutdown = DaemonShutdown::new();
     let finish = Arc::new(FinishRecord::default());
@@ -283,6 +300,7 @@ fn start_root(
             snapshot: Arc::clone(snapshot),
             reload: ReloadState::default(),
             reload_stats: Arc::clone(reload_stats),
+            health: health.clone(),
             phase: Phase::Running,
             finish: finish.clone(),
             executor: executor.clone(),

@@ -92,7 +92,7 @@ use proc_daemon_actors::executor::{Executor, JoinHandle};
 use proc_daemon_actors::mailbox::Backend;
 use proc_daemon_actors::prelude::*;
 use proc_daemon_actors::spawn::SpawnOptions;
-use proc_daemon_actors::supervision::{DEFAULT_HEALTH_CHECK_FAILURES, DrainReport};
+use proc_daemon_actors::supervision::{DEFAULT_HEALTH_CHECK_FAILURES, DrainReport, HealthSchedule};
 
 use crate::kill_stage::KillSwitch;
 use crate::lock::lock;
@@ -129,6 +129,8 @@ struct Inner {
     /// The configuration in effect, swapped by each reload.
     snapshot: Arc<arc_swap::ArcSwap<Config>>,
     reload_stats: Arc<ReloadStats>,
+    /// When subsystems' health checks run; a reload changes it.
+    health: HealthSchedule,
     executor: Executor,
     root: ActorRef<Supervisor>,
     actor: ActorRef<DaemonActor>,
@@ -388,8 +390,7 @@ impl Daemon {
     fn start_subsystems(&self, subsystems: Vec<Arc<dyn Subsystem>>) -> Result<()> {
         let config = &self.inner.config;
         let graceful = config.shutdown_timeout();
-        let health_interval = config.health_check_interval();
-        let health_checks = config.monitoring.health_checks;
+        let health = self.inner.health.clone();
         let options = self.mailbox_options();
         let root = self.inner.root.clone();
         let shutdown = self.inner.shutdown.clone();
@@ -399,11 +400,9 @@ impl Daemon {
                 for subsystem in subsystems {
                     let name = subsystem.name().to_owned();
                     let policy = subsystem.restart_policy();
-                    let check = if health_checks {
-                        subsystem.health_check()
-                    } else {
-                        None
-                    };
+                    // Attached even while checks are off: a reload may
+                    // switch them on.
+                    let check = subsystem.health_check();
                     let factory = {
                         let shutdown = shutdown.clone();
                         move || SubsystemActor::new(subsystem.clone(), shutdown.clone())
@@ -415,11 +414,8 @@ impl Daemon {
                         .shutdown_timeout(graceful)
                         .mailbox(options);
                     if let Some(check) = check {
-                        child = child.health_check(
-                            health_interval,
-                            DEFAULT_HEALTH_CHECK_FAILURES,
-                            check,
-                        );
+                        child =
+                            child.health_check_on(&health, DEFAULT_HEALTH_CHECK_FAILURES, check);
                     }
                     child.spawn().await.map_err(|err| {
                         Error::subsystem(&name, format!("could not start: {err}"))

@@ -32,6 +32,8 @@ pub(crate) struct DaemonActor {
     pub(super) snapshot: Arc<arc_swap::ArcSwap<Config>>,
     pub(super) reload: ReloadState,
     pub(super) reload_stats: Arc<ReloadStats>,
+    /// Subsystems' health-check schedule, which a reload changes.
+    pub(super) health: proc_daemon_actors::supervision::HealthSchedule,
     pub(super) phase: Phase,
     /// Where `run` finds how the daemon stopped.
     pub(super) finish: Arc<FinishRecord>,
@@ -363,6 +365,7 @@ impl DaemonActor {
                 "[logging] changed, but the program installed its own tracing subscriber; it is left alone"
             );
         }
+        self.health.set(super::builder::health_schedule(&new));
         self.snapshot.store(Arc::clone(&new));
         self.config = Arc::clone(&new);
         self.reload_stats.count_applied();

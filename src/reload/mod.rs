@@ -36,8 +36,7 @@ use crate::config::{Config, ConfigError, changed_keys, copy_key, render_key};
 /// - the executor (`performance.*`) is built once, at start;
 /// - the PID file and the working directory are taken at start;
 /// - the log file and its rotation are opened at start, and the file
-///   watcher (`hot_reload`) starts with the daemon;
-/// - health checks are scheduled per child when it is added.
+///   watcher (`hot_reload`) starts with the daemon.
 pub const RESTART_KEYS: &[&str] = &[
     "pid_file",
     "work_dir",
@@ -50,14 +49,12 @@ pub const RESTART_KEYS: &[&str] = &[
     "performance.memory_pool_size",
     "performance.numa_aware",
     "performance.lock_free",
-    "monitoring.health_checks",
-    "monitoring.health_check_interval_ms",
 ];
 
 /// Whether a reload applies `key` at once (every key not in
 /// [`RESTART_KEYS`]): `name`, `logging.level`, `logging.json`,
-/// `logging.color`, `shutdown.*` and the `monitoring.*` switches and
-/// intervals that nothing schedules yet.
+/// `logging.color`, `shutdown.*`, and every `monitoring.*` key (health
+/// checks switch and change their interval at once).
 pub fn is_live(key: &str) -> bool {
     !RESTART_KEYS.contains(&key)
 }

@@ -92,7 +92,9 @@ use crate::spawn::{Inboxes, SpawnOptions, close_for_good, new_actor, run_incarna
 use crate::system::SystemMsg;
 
 pub(crate) mod drain;
+mod health;
 pub use drain::DrainReport;
+pub use health::HealthSchedule;
 
 /// When a child is restarted. See the module docs for the OTP meanings.
 #[derive(Debug, Clone, PartialEq)]
@@ -440,12 +442,12 @@ impl Child {
     }
 }
 
-/// A child's health check: `check` runs every `interval` while an
+/// A child's health check: `check` runs on `schedule` while an
 /// incarnation runs; `max_failures` failures in a row end the
 /// incarnation as a failure.
 struct HealthCheck {
     check: Arc<dyn Fn() -> bool + Send + Sync>,
-    interval: Duration,
+    schedule: HealthSchedule,
     max_failures: u32,
 }
 
@@ -699,22 +701,30 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
     /// incarnation as a failure, which the restart policy then handles.
     /// Panics if `interval` is zero or `max_failures` is 0.
     pub fn health_check(
-        mut self,
+        self,
         interval: Duration,
         max_failures: u32,
         check: impl Fn() -> bool + Send + Sync + 'static,
     ) -> Self {
-        assert!(
-            !interval.is_zero(),
-            "a health check interval must be greater than zero"
-        );
+        self.health_check_on(&HealthSchedule::every(interval), max_failures, check)
+    }
+
+    /// As [`health_check`](Self::health_check), on a schedule that can
+    /// change while the child runs (see [`HealthSchedule`]). Panics if
+    /// `max_failures` is 0.
+    pub fn health_check_on(
+        mut self,
+        schedule: &HealthSchedule,
+        max_failures: u32,
+        check: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Self {
         assert!(
             max_failures > 0,
             "a health check needs max_failures of at least 1"
         );
         self.health = Some(HealthCheck {
             check: Arc::new(check),
-            interval,
+            schedule: schedule.clone(),
             max_failures,
         });
         self
@@ -901,26 +911,17 @@ impl Supervisor {
         ));
         if let Some(health) = &child.health {
             let check = health.check.clone();
-            let (interval, max_failures) = (health.interval, health.max_failures);
+            let schedule = health.schedule.subscribe();
+            let max_failures = health.max_failures;
             let (id, generation) = (child.id, child.generation);
             let me = ctx.actor_ref().clone();
             child.health_task = Some(ctx.executor().spawn(async move {
-                let mut failures = 0;
-                let mut ticks =
-                    tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-                loop {
-                    ticks.tick().await;
-                    let healthy = catch_unwind(AssertUnwindSafe(|| check())).unwrap_or(false);
-                    failures = if healthy { 0 } else { failures + 1 };
-                    if failures >= max_failures {
-                        let _ = me.try_tell(HealthFailed {
-                            id,
-                            generation,
-                            failures,
-                        });
-                        return;
-                    }
-                }
+                let failures = health::run_checks(schedule, max_failures, &*check).await;
+                let _ = me.try_tell(HealthFailed {
+                    id,
+                    generation,
+                    failures,
+                });
             }));
         }
     }
