@@ -23,8 +23,8 @@
 //! use proc_daemon::{Config, LogLevel};
 //! use std::time::Duration;
 //!
-//! // A configuration a daemon starts with as it is built today (JSON
-//! // logs, metrics and hot reload are not built yet: see the README).
+//! // A configuration a daemon starts with as it is built today (metrics
+//! // and profiling are not built yet: see the README).
 //! let config = Config::builder()
 //!     .name("production-daemon")
 //!     .log_level(LogLevel::Info)
