@@ -147,6 +147,28 @@ async fn error_handling_main() -> proc_daemon::Result<()> {
     Ok(())
 }
 
+// ---- "Configuration Hot-Reload" ---------------------------------------------
+
+/// The reference's sample, in a function that returns the live name it
+/// printed (the sample's `Daemon` binding is the `DaemonExit` of `run`).
+#[cfg(feature = "config-watch")]
+async fn hot_reload_sample() -> proc_daemon::Result<String> {
+    use proc_daemon::{Config, Daemon};
+
+    let config = Config::builder()
+        .name("hot-reload-daemon")
+        .hot_reload(true) // Enable file watcher
+        .build()?;
+
+    let daemon = Daemon::builder(config).run().await?;
+
+    // Later: read live config snapshot
+    let live = daemon.config_snapshot();
+    println!("Current name: {}", live.name);
+    println!("Current log level: {:?}", live.logging.level);
+    Ok(live.name.clone())
+}
+
 // ---- SIGHUP and SIGUSR1 -------------------------------------------------------
 
 struct ReloadCounter(Arc<AtomicUsize>);
@@ -195,6 +217,14 @@ async fn the_reference_samples_run_and_stop_on_signals() {
         within("the error-handling main", error_handling_main())
             .await
             .expect("a clean stop");
+    }
+    #[cfg(feature = "config-watch")]
+    {
+        let _term = Pester::start(libc::SIGTERM, Duration::from_millis(200));
+        let name = within("the hot-reload sample", hot_reload_sample())
+            .await
+            .expect("a clean stop");
+        assert_eq!(name, "hot-reload-daemon");
     }
     {
         // SIGHUP reloads (subscribers hear of each) and never stops the daemon;

@@ -147,7 +147,6 @@ impl DaemonBuilder {
         let reload_stats = Arc::new(ReloadStats::default());
         let root = start_root(
             &executor,
-            &config,
             &signals,
             &manager,
             &kill,
@@ -267,7 +266,6 @@ struct Root {
 /// handle to the root actor.
 fn start_root(
     executor: &Executor,
-    config: &Arc<Config>,
     signals: &SignalConfig,
     manager: &SubsystemManager,
     kill: &Arc<KillSwitch>,
@@ -292,7 +290,6 @@ fn start_root(
         executor,
         CONTROL_WORKER,
         DaemonActor {
-            config: Arc::clone(config),
             root: None,
             shutdown: shutdown.clone(),
             signals: signals.clone(),

@@ -22,13 +22,12 @@ use crate::signal::{Signal, SignalConfig};
 
 /// The daemon's root actor. See the module docs.
 pub(crate) struct DaemonActor {
-    pub(super) config: Arc<Config>,
     pub(super) root: Option<ActorRef<Supervisor>>,
     pub(super) shutdown: Arc<DaemonShutdown>,
     pub(super) signals: SignalConfig,
     pub(super) reload_subscribers: Vec<Recipient<ConfigReloaded>>,
-    /// The configuration in effect, for every reader outside this actor.
-    /// This actor's own `config` is the same value.
+    /// The configuration in effect: this actor's, and every reader's
+    /// outside it (`Daemon::config_snapshot`).
     pub(super) snapshot: Arc<arc_swap::ArcSwap<Config>>,
     pub(super) reload: ReloadState,
     pub(super) reload_stats: Arc<ReloadStats>,
@@ -47,7 +46,7 @@ pub(crate) struct DaemonActor {
 impl fmt::Debug for DaemonActor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DaemonActor")
-            .field("name", &self.config.name)
+            .field("name", &self.snapshot.load().name)
             .field("phase", &self.phase)
             .finish()
     }
@@ -277,7 +276,7 @@ impl Drop for DaemonActor {
         // else will. Record it for `run`, arm the kill stage and stop the
         // workers at once.
         let now = Instant::now();
-        self.kill.arm(now + self.config.kill_timeout());
+        self.kill.arm(now + self.snapshot.load().kill_timeout());
         let began = match self.phase {
             Phase::Draining { began, .. } => began,
             _ => now,
@@ -330,7 +329,7 @@ impl DaemonActor {
     /// sends the result back as [`ReloadBuilt`].
     fn start_reload(&mut self, ctx: &mut Context<Self>) {
         self.reload.in_flight = true;
-        let running = Arc::clone(&self.config);
+        let running = self.snapshot.load_full();
         let me = ctx.actor_ref().clone();
         drop(ctx.executor().spawn_blocking(move || {
             let started = Instant::now();
@@ -344,7 +343,7 @@ impl DaemonActor {
         if let Err(err) = crate::logging::check(&fresh.logging) {
             return self.refuse_reload(err);
         }
-        let old = Arc::clone(&self.config);
+        let old = self.snapshot.load_full();
         let merged = merge(&old, fresh);
         for (key, wanted) in &merged.needs_restart {
             if !self.reload.held.contains(key) {
@@ -367,7 +366,6 @@ impl DaemonActor {
         }
         self.health.set(super::builder::health_schedule(&new));
         self.snapshot.store(Arc::clone(&new));
-        self.config = Arc::clone(&new);
         self.reload_stats.count_applied();
         tracing::info!(changed = ?merged.changed, "configuration reloaded");
         let reloaded = ConfigReloaded {
@@ -420,8 +418,9 @@ impl DaemonActor {
             Phase::Finished => return,
         }
         let began = Instant::now();
-        let force_at = began + self.config.force_shutdown_timeout();
-        let kill_at = began + self.config.kill_timeout();
+        let config = self.snapshot.load();
+        let force_at = began + config.force_shutdown_timeout();
+        let kill_at = began + config.kill_timeout();
         self.phase = Phase::Draining {
             began,
             force_at,
@@ -443,7 +442,7 @@ impl DaemonActor {
         // The cancellations below start a chain of hand-offs between
         // workers; keep them awake through it.
         ctx.executor().drain().prepare();
-        self.shutdown.begin(reason, self.config.shutdown_timeout());
+        self.shutdown.begin(reason, config.shutdown_timeout());
         if !queued {
             // The root already stopped (it gave up): nothing to drain.
             self.finish_now(DrainReport::default(), false, ctx);

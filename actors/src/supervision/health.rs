@@ -74,32 +74,32 @@ pub(super) async fn run_checks(
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
     let mut failures = 0;
+    // Whether the schedule can still change (its senders are alive).
+    let mut open = true;
     loop {
         let every = *schedule.borrow_and_update();
-        let Some(interval) = every else {
-            // Off: forget the failures, wait to be switched on.
+        if every.is_none() {
+            // Off: the failures counted so far are forgotten.
             failures = 0;
-            if schedule.changed().await.is_err() {
-                // The schedule is gone: nobody can switch it on again.
-                std::future::pending::<()>().await;
+        }
+        let tick = async {
+            match every {
+                Some(interval) => tokio::time::sleep(interval).await,
+                None => std::future::pending().await,
             }
-            continue;
+        };
+        let change = async {
+            if open {
+                schedule.changed().await.is_ok()
+            } else {
+                std::future::pending().await
+            }
         };
         tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            changed = schedule.changed() => {
-                if changed.is_err() {
-                    // Gone: keep the last interval for good.
-                    loop {
-                        tokio::time::sleep(interval).await;
-                        let healthy = catch_unwind(AssertUnwindSafe(check)).unwrap_or(false);
-                        failures = if healthy { 0 } else { failures + 1 };
-                        if failures >= max_failures {
-                            return failures;
-                        }
-                    }
-                }
-                // A new interval counts from now.
+            () = tick => {}
+            // A new schedule counts from now.
+            still_open = change => {
+                open = still_open;
                 continue;
             }
         }
