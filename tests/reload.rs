@@ -237,6 +237,14 @@ async fn reload_returns_its_outcome_and_the_snapshot_follows() {
     assert_eq!(daemon.reload_stats().failed(), 1);
     assert_eq!(daemon.reload_stats().applied(), 1);
 
+    // An empty file, as between a truncate and a write, is not applied.
+    write(&dir.file(), "");
+    match within("reload", daemon.reload()).await {
+        ReloadOutcome::Failed(err) => assert!(err.to_string().contains("empty"), "{err}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*daemon.config_snapshot(), *live);
+
     daemon.shutdown();
     let exit = within("run", daemon.run()).await.unwrap();
     assert_eq!(exit.config_snapshot().shutdown.timeout_ms, 2000);

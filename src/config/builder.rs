@@ -67,6 +67,8 @@ pub struct ConfigBuilder {
     file: Option<PathBuf>,
     env: EnvLayer,
     env_prefix: String,
+    /// Set by a reload: an empty file is then refused (see `file.rs`).
+    pub(super) reloading: bool,
 }
 
 impl Default for ConfigBuilder {
@@ -135,6 +137,7 @@ impl ConfigBuilder {
             file: None,
             env: EnvLayer::Process,
             env_prefix: ENV_PREFIX.to_owned(),
+            reloading: false,
         }
     }
 
@@ -307,7 +310,7 @@ impl ConfigBuilder {
 
         #[cfg(feature = "toml")]
         if let Some(path) = &self.file {
-            super::file::apply(&mut config, &mut sources, path)?;
+            super::file::apply(&mut config, &mut sources, path, self.reloading)?;
         }
 
         match &self.env {

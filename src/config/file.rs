@@ -19,7 +19,16 @@ use super::{Config, MAX_CONFIG_FILE_BYTES};
 /// Reads the file at `path` and applies its keys to `config`: through a
 /// memory map with the `mmap-config` feature (`mapped.rs`), with a read
 /// otherwise.
-pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) -> Result<()> {
+///
+/// On a reload an empty file is refused: it is what a reader sees between
+/// an editor's truncate and its write, and applying it would put every
+/// default in effect. (At start an empty file is a valid, empty config.)
+pub(super) fn apply(
+    config: &mut Config,
+    sources: &mut [Source],
+    path: &Path,
+    reloading: bool,
+) -> Result<()> {
     let unreadable = |err: std::io::Error| {
         config_error(
             None,
@@ -32,11 +41,20 @@ pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) ->
             },
         )
     };
+    let empty = || {
+        unreadable(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "it is empty, as between a truncate and a write; a reload does not apply an empty file",
+        ))
+    };
     #[cfg(feature = "mmap-config")]
     {
         let file = open_checked(path).map_err(unreadable)?;
         let len = file.metadata().map_err(unreadable)?.len();
         check_size(len).map_err(unreadable)?;
+        if len == 0 && reloading {
+            return Err(empty());
+        }
         if len > 0 {
             let mapped = super::mapped::with_mapped(&file, path, |bytes| {
                 apply_bytes(config, sources, path, bytes)
@@ -48,6 +66,9 @@ pub(super) fn apply(config: &mut Config, sources: &mut [Source], path: &Path) ->
         }
     }
     let bytes = read_bounded(path).map_err(unreadable)?;
+    if bytes.is_empty() && reloading {
+        return Err(empty());
+    }
     apply_bytes(config, sources, path, &bytes)
 }
 

@@ -61,7 +61,11 @@ impl Config {
     /// from layers, a [`ConfigProblem::Invalid`] that says so.
     pub(crate) fn rebuild(&self) -> Result<Config> {
         match &self.layers.0 {
-            Some(builder) => ConfigBuilder::clone(builder).build(),
+            Some(builder) => {
+                let mut builder = ConfigBuilder::clone(builder);
+                builder.reloading = true;
+                builder.build()
+            }
             None => Err(ConfigError::new(
                 None,
                 None,

@@ -22,9 +22,9 @@
 //! for [`SETTLE`], then reads the file once. A file that is missing, or
 //! empty, is not a reload: a delete-then-recreate or a truncate-then-write
 //! is caught in its gap, and the old configuration stays until the content
-//! arrives. (An empty file is a valid TOML document, so a reload of it
-//! would put every default in effect; a SIGHUP or `Daemon::reload` of an
-//! empty file still does, as asked.) A file caught half-written that does
+//! arrives. (An empty file is a valid TOML document, which would put every
+//! default in effect; the reload itself refuses an empty file too, since
+//! it reads the file again and can land in the same gap.) A file caught half-written that does
 //! not parse is refused by the reload like any invalid file, and the rest
 //! of the write, a new event, brings the next reload.
 //!
