@@ -17,6 +17,7 @@ use crate::actor::{Actor, ActorId, ExitReason};
 use crate::events::ChildState;
 use crate::events::bus::EventBus;
 use crate::mailbox;
+use crate::metrics::{ActorMetrics, Probe};
 use crate::message::Envelope;
 use crate::system::SystemInbox;
 
@@ -73,6 +74,8 @@ pub(crate) struct Cell<A: Actor> {
     /// Where state changes are published, for supervised actors whose
     /// supervisor has an event bus.
     observer: OnceLock<(Arc<str>, Arc<EventBus>)>,
+    /// This actor's runtime metrics, once its supervisor records it.
+    metrics: OnceLock<Arc<ActorMetrics>>,
 }
 
 impl<A: Actor> Cell<A> {
@@ -84,12 +87,25 @@ impl<A: Actor> Cell<A> {
             state: AtomicU8::new(NEW),
             stopped: Notify::new(),
             observer: OnceLock::new(),
+            metrics: OnceLock::new(),
         })
     }
 
     /// Publishes this actor's state changes on `bus` under `name`.
     pub(crate) fn observe(&self, name: Arc<str>, bus: Arc<EventBus>) {
         let _ = self.observer.set((name, bus));
+    }
+
+    /// Records this actor's metrics in `metrics` from now on (the first
+    /// call wins; a cell is recorded once).
+    pub(crate) fn record_metrics(&self, metrics: Arc<ActorMetrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// This actor's metrics, if it is recorded.
+    #[inline]
+    pub(crate) fn metrics(&self) -> Option<&Arc<ActorMetrics>> {
+        self.metrics.get()
     }
 
     pub(crate) fn set_state(&self, state: ActorState) {
@@ -139,3 +155,13 @@ impl<A: Actor> Cell<A> {
     }
 }
 
+
+impl<A: Actor> Probe for Cell<A> {
+    fn mailbox_depth(&self) -> usize {
+        self.mailbox.len()
+    }
+
+    fn state(&self) -> ActorState {
+        Cell::state(self)
+    }
+}

@@ -103,6 +103,7 @@ cfg_not_loom! {
     pub mod executor;
     mod lock;
     pub mod message;
+    pub mod metrics;
     mod panic;
     pub mod pool;
     pub mod registry;

@@ -27,6 +27,7 @@
 
 use std::future::poll_fn;
 use std::task::Poll;
+use std::time::Instant;
 
 use crate::actor::{Actor, ActorId, ExitReason};
 use crate::actor_ref::ActorRef;
@@ -183,6 +184,9 @@ impl<A: Actor> Drop for StoppedOnDrop<A> {
 pub(crate) fn close_for_good<A: Actor>(me: &ActorRef<A>, inboxes: &mut Inboxes<A>) {
     inboxes.user.close();
     while let Ok(envelope) = inboxes.user.try_recv() {
+        if let Some(metrics) = me.cell().metrics() {
+            metrics.count_dead_letter();
+        }
         dead_letter::report(DeadLetter {
             actor: me.id(),
             actor_type: std::any::type_name::<A>(),
@@ -253,8 +257,18 @@ pub(crate) async fn run_incarnation<A: Actor>(
             Next::Drained => break ExitReason::Requested,
             Next::Message(envelope) => {
                 let message_type = envelope.message_type();
-                if let Outcome::Panicked { message } = envelope.dispatch(&mut actor, &mut ctx).await
-                {
+                let timed = match me.cell().metrics() {
+                    Some(metrics) if metrics.count_handled() => Some(Instant::now()),
+                    _ => None,
+                };
+                let outcome = envelope.dispatch(&mut actor, &mut ctx).await;
+                if let (Some(began), Some(metrics)) = (timed, me.cell().metrics()) {
+                    metrics.record_latency(began.elapsed());
+                }
+                if let Outcome::Panicked { message } = outcome {
+                    if let Some(metrics) = me.cell().metrics() {
+                        metrics.count_dead_letter();
+                    }
                     dead_letter::report(DeadLetter {
                         actor: me.id(),
                         actor_type: std::any::type_name::<A>(),

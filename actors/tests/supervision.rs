@@ -1127,3 +1127,61 @@ fn a_bad_backoff_is_an_error_where_it_is_built() {
     assert_eq!(backoff.attempts_limit(), Some(3));
     assert_eq!(backoff.multiplier(), 2.0);
 }
+
+#[test]
+fn recorded_children_count_messages_latency_restarts_dead_letters_and_escalations() {
+    use proc_daemon_actors::metrics::{self, LATENCY_SAMPLE_EVERY};
+    metrics::set_enabled(true);
+    let executor = executor();
+    let root = Supervisor::builder()
+        .name("metrics-test")
+        .intensity(1, Duration::from_secs(10))
+        .spawn(&executor);
+    let log = Log::default();
+    let (starts, factory) = Worker::factory("w", &log);
+    run(&executor, {
+        let root = root.clone();
+        async move {
+            let child = root
+                .child("w", factory)
+                .restart(RestartPolicy::Always)
+                .spawn()
+                .await
+                .unwrap();
+            for _ in 0..LATENCY_SAMPLE_EVERY * 2 {
+                child.ask(Do::Count).await.unwrap();
+            }
+            let sample = |path: &str| {
+                metrics::sample_actors()
+                    .into_iter()
+                    .find(|actor| &*actor.path == path)
+                    .unwrap()
+            };
+            let before = sample("metrics-test/w");
+            assert_eq!(&*before.supervisor, "metrics-test");
+            assert_eq!(before.handled, LATENCY_SAMPLE_EVERY * 2);
+            assert_eq!(
+                before.latency.count, 2,
+                "one message in every sample period is timed"
+            );
+            assert_eq!(before.restarts, 0);
+            assert_eq!(before.state, ActorState::Running);
+            // A panic: the message is a dead letter, and the child restarts.
+            let _ = child.ask(Do::Panic).await;
+            until_started(&starts, 2).await;
+            let after = sample("metrics-test/w");
+            assert_eq!(after.restarts, 1);
+            assert_eq!(after.dead_letters, 1);
+            // A second failure within the window exceeds an intensity of
+            // one: the supervisor gives up, which counts as an escalation.
+            let _ = child.ask(Do::Panic).await;
+            until_stopped(&root).await;
+            let supervisor = metrics::sample_supervisors()
+                .into_iter()
+                .find(|s| &*s.path == "metrics-test")
+                .unwrap();
+            assert_eq!(supervisor.escalations, 1);
+        }
+    });
+    shut_down(executor);
+}

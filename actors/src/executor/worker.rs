@@ -138,6 +138,9 @@ pub(crate) struct WorkerShared {
     watch_hits: AtomicU64,
     watch_misses: AtomicU64,
     watch_missed_nanos: AtomicU64,
+    /// Tasks this worker took from its remote queue: spawns and wake-ups
+    /// handed over by other threads. Written only by the worker's thread.
+    handoffs: AtomicU64,
     /// Tasks still alive when the shutdown deadline passed, which the
     /// worker then aborted.
     aborted_at_deadline: AtomicUsize,
@@ -209,7 +212,15 @@ impl WorkerShared {
             idle_watch_missed_time: Duration::from_nanos(
                 self.watch_missed_nanos.load(Ordering::Relaxed),
             ),
+            handoffs: self.handoffs.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a task taken from the remote queue. Only the worker's own
+    /// thread takes them, so this is a load and a store.
+    fn count_handoff(&self) {
+        let handoffs = self.handoffs.load(Ordering::Relaxed);
+        self.handoffs.store(handoffs + 1, Ordering::Relaxed);
     }
 
     /// Counts an idle watch that ended with work. Only the worker's own
@@ -361,7 +372,11 @@ impl WorkerLocal {
 
     fn next_task(&self) -> Option<Arc<dyn Runnable>> {
         let local = self.local_queue.borrow_mut().pop_front();
-        local.or_else(|| self.remote.borrow_mut().try_recv().ok())
+        local.or_else(|| {
+            let task = self.remote.borrow_mut().try_recv().ok()?;
+            self.shared.count_handoff();
+            Some(task)
+        })
     }
 
     /// Runs up to `limit` tasks; returns how many ran.
@@ -462,8 +477,11 @@ impl WorkerLocal {
         let waker = self.main_waker.borrow().clone()?;
         let mut cx = Context::from_waker(&waker);
         match self.remote.borrow_mut().poll_recv(&mut cx) {
-            Poll::Ready(task) => task,
-            Poll::Pending => None,
+            Poll::Ready(Some(task)) => {
+                self.shared.count_handoff();
+                Some(task)
+            }
+            Poll::Ready(None) | Poll::Pending => None,
         }
     }
 
@@ -543,6 +561,10 @@ pub struct WorkerMetrics {
     /// watch budget keeps it to about 1% of the worker's wall time, plus
     /// a burst of 50 watches (`idle_spin`'s docs).
     pub idle_watch_missed_time: Duration,
+    /// Tasks this worker took from its remote queue: spawns and wake-ups
+    /// handed over by other threads. (Workers never steal, so this is the
+    /// only way work moves between them.)
+    pub handoffs: u64,
 }
 
 /// Where a worker runs, fixed when the executor is built.
@@ -603,6 +625,7 @@ pub(crate) fn new_worker(
         watch_hits: AtomicU64::new(0),
         watch_misses: AtomicU64::new(0),
         watch_missed_nanos: AtomicU64::new(0),
+        handoffs: AtomicU64::new(0),
         aborted_at_deadline: AtomicUsize::new(0),
         hurry: AtomicBool::new(false),
         stop_sent: AtomicBool::new(false),

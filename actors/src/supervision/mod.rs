@@ -70,7 +70,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 // Restart bookkeeping (intensity windows, stable runs) reads tokio's clock,
@@ -80,7 +80,7 @@ use tokio::time::Instant as TokioInstant;
 
 use crate::actor::{Actor, ActorId, ExitReason, message_error};
 use crate::actor_ref::{ActorRef, Recipient};
-use crate::cell::ActorState;
+use crate::cell::{ActorState, Cell};
 use crate::context::Context;
 use crate::error::AskError;
 use crate::events::bus::EventBus;
@@ -88,6 +88,7 @@ use crate::executor::{Executor, JoinHandle};
 use crate::panic::panic_message;
 use crate::mailbox::Capacity;
 use crate::message::Handler;
+use crate::metrics::{ActorMetrics, SupervisorMetrics};
 use crate::spawn::{Inboxes, SpawnOptions, close_for_good, new_actor, run_incarnation};
 use crate::system::SystemMsg;
 
@@ -272,9 +273,19 @@ pub struct SupervisorBuilder {
     window: Duration,
     events: Option<Arc<EventBus>>,
     escalate_to: Option<Recipient<Escalation>>,
+    name: Option<Arc<str>>,
 }
 
 impl SupervisorBuilder {
+    /// The path this supervisor's children are recorded under in the
+    /// runtime metrics ([`crate::metrics`]): a child `web` of a supervisor
+    /// named `root` is `root/web`. A nested supervisor without a name uses
+    /// the path its own supervisor recorded it under.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(Arc::from(name.into()));
+        self
+    }
+
     /// The restart strategy (default [`Strategy::OneForOne`]).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
@@ -319,6 +330,8 @@ impl SupervisorBuilder {
             giving_up: false,
             events: self.events.clone(),
             escalate_to: self.escalate_to.clone(),
+            name: self.name.clone(),
+            metrics: None,
         }
     }
 
@@ -364,6 +377,11 @@ pub struct Supervisor {
     giving_up: bool,
     events: Option<Arc<EventBus>>,
     escalate_to: Option<Recipient<Escalation>>,
+    /// The path its children's metrics are recorded under, if set by
+    /// [`SupervisorBuilder::name`].
+    name: Option<Arc<str>>,
+    /// Its own metrics, once it records a child.
+    metrics: Option<Arc<SupervisorMetrics>>,
 }
 
 /// A supervisor gave up: its restart intensity was exceeded, it stopped
@@ -395,6 +413,7 @@ impl Supervisor {
             window: DEFAULT_RESTART_WINDOW,
             events: None,
             escalate_to: None,
+            name: None,
         }
     }
 }
@@ -419,6 +438,8 @@ struct Child {
     /// The timer of a delayed (backoff) restart, aborted if the child is
     /// stopped for good first, so no task outlives the supervisor.
     restart_timer: Option<JoinHandle<()>>,
+    /// Its runtime metrics, when recording was on as it was added.
+    metrics: Option<Arc<ActorMetrics>>,
 }
 
 impl Child {
@@ -481,6 +502,9 @@ trait ChildRunner: Send {
     fn mark_restarting(&self);
     /// Publishes the actor's state changes on `bus` under `name`.
     fn observe(&self, name: Arc<str>, bus: Arc<EventBus>);
+    /// Records the actor's runtime metrics as `path`, a child of
+    /// `supervisor`.
+    fn record_metrics(&self, path: Arc<str>, supervisor: Arc<str>) -> Arc<ActorMetrics>;
 }
 
 struct TypedRunner<A: Actor> {
@@ -634,6 +658,13 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
     fn observe(&self, name: Arc<str>, bus: Arc<EventBus>) {
         self.me.cell().observe(name, bus);
     }
+
+    fn record_metrics(&self, path: Arc<str>, supervisor: Arc<str>) -> Arc<ActorMetrics> {
+        let cell: Weak<Cell<A>> = Arc::downgrade(self.me.cell());
+        let metrics = crate::metrics::register_actor(path, supervisor, cell);
+        self.me.cell().record_metrics(metrics.clone());
+        metrics
+    }
 }
 
 /// Builds a child for [`ActorRef<Supervisor>::child`].
@@ -758,6 +789,7 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
             health: self.health,
             health_task: None,
             restart_timer: None,
+            metrics: None,
         };
         self.supervisor.ask(AddChild(Some(child))).await??;
         Ok(me)
@@ -823,6 +855,11 @@ impl Handler<AddChild> for Supervisor {
             child
                 .runner
                 .observe(Arc::from(child.name.as_str()), bus.clone());
+        }
+        if crate::metrics::enabled() {
+            let me = self.own_metrics(ctx).path().clone();
+            let path = Arc::from(format!("{me}/{}", child.name));
+            child.metrics = Some(child.runner.record_metrics(path, me));
         }
         Self::start_child(&mut child, ctx);
         self.children.push(child);
@@ -898,6 +935,20 @@ impl Handler<RestartDue> for Supervisor {
 }
 
 impl Supervisor {
+    /// This supervisor's metrics, recorded on first use under its path:
+    /// the name it was built with, else the path its own supervisor
+    /// recorded it under, else `supervisor-<id>`.
+    fn own_metrics(&mut self, ctx: &Context<Self>) -> &Arc<SupervisorMetrics> {
+        self.metrics.get_or_insert_with(|| {
+            let path = self
+                .name
+                .clone()
+                .or_else(|| ctx.actor_ref().cell().metrics().map(|m| m.path().clone()))
+                .unwrap_or_else(|| Arc::from(format!("supervisor-{}", ctx.id())));
+            crate::metrics::register_supervisor(path)
+        })
+    }
+
     /// Starts a new incarnation of `child`. (An associated function, so a
     /// child can be started in place in `self.children`.)
     fn start_child(child: &mut Child, ctx: &mut Context<Self>) {
@@ -955,6 +1006,9 @@ impl Supervisor {
                 self.max_restarts, self.window, self.children[index].name
             );
             tracing::error!(%error, "supervisor gives up");
+            if let Some(metrics) = &self.metrics {
+                metrics.count_escalation();
+            }
             self.giving_up = true;
             self.stop_children_for_good(0).await;
             if let Some(parent) = &self.escalate_to {
@@ -1033,6 +1087,9 @@ impl Supervisor {
             _ => Duration::ZERO,
         };
         child.runner.mark_restarting();
+        if let Some(metrics) = &child.metrics {
+            metrics.count_restart();
+        }
         if delay.is_zero() {
             Self::start_child(child, ctx);
             return;
