@@ -22,12 +22,6 @@ compile_error!(
      README's feature table."
 );
 
-#[cfg(feature = "metrics")]
-compile_error!(
-    "the `metrics` feature is not built yet: `proc_daemon::metrics::MetricsCollector` and \
-     `proc_daemon::resources::ResourceTracker` do not exist in this version."
-);
-
 #[cfg(feature = "scheduler-hints")]
 compile_error!(
     "the `scheduler-hints` feature is not built yet: `proc_daemon::scheduler` does not \
@@ -39,16 +33,4 @@ compile_error!(
     "the `lockfree-coordination` feature is not built yet: `proc_daemon::coord` (the channel \
      facade) does not exist in this version. The subsystem event ring needs no flag: \
      `proc_daemon::SubsystemManager` is always available."
-);
-
-#[cfg(feature = "profiling")]
-compile_error!(
-    "the `profiling` feature is not built yet: `proc_daemon::profiling::CpuProfiler` does \
-     not exist in this version."
-);
-
-#[cfg(feature = "heap-profiling")]
-compile_error!(
-    "the `heap-profiling` feature is not built yet: \
-     `proc_daemon::profiling::heap::HeapProfiler` does not exist in this version."
 );

@@ -43,16 +43,24 @@ pub mod exit;
 mod kill_stage;
 mod lock;
 mod logging;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(feature = "metrics")]
+mod monitoring;
 pub mod pid_file;
+#[cfg(any(feature = "profiling", feature = "heap-profiling"))]
+pub mod profiling;
 mod regular_file;
 pub mod reload;
+#[cfg(feature = "metrics")]
+pub mod resources;
 pub mod shutdown;
 pub mod signal;
 pub mod subsystem;
 #[cfg(feature = "high-res-timing")]
 pub mod timing;
 
-#[cfg(feature = "mimalloc")]
+#[cfg(all(feature = "mimalloc", not(feature = "heap-profiling")))]
 mod alloc;
 
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigProblem, LogLevel};

@@ -1,5 +1,5 @@
 //! With the `mimalloc` feature, the program's allocations come from mimalloc.
-#![cfg(feature = "mimalloc")]
+#![cfg(all(feature = "mimalloc", not(feature = "heap-profiling")))]
 
 use std::ffi::c_void;
 

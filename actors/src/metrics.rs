@@ -184,7 +184,7 @@ impl ActorMetrics {
     pub(crate) fn count_handled(&self) -> bool {
         let handled = self.handled.load(Ordering::Relaxed);
         self.handled.store(handled + 1, Ordering::Relaxed);
-        handled % LATENCY_SAMPLE_EVERY == 0
+        handled.is_multiple_of(LATENCY_SAMPLE_EVERY)
     }
 
     #[inline]

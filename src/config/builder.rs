@@ -287,6 +287,11 @@ impl ConfigBuilder {
         /// `monitoring.health_check_interval_ms`: how often health checks run.
         health_check_interval => "monitoring.health_check_interval_ms", monitoring.health_check_interval_ms
     );
+    setter!(
+        /// `monitoring.http_listen`: serve `/metrics`, `/livez` and
+        /// `/readyz` on this address (feature `metrics`).
+        http_listen(std::net::SocketAddr) => "monitoring.http_listen", monitoring.http_listen
+    );
 
     /// Merges the layers and validates the result.
     ///

@@ -232,6 +232,10 @@ pub struct MonitoringConfig {
     pub health_checks: bool,
     /// `health_check_interval_ms`: how often they run. Default 5000.
     pub health_check_interval_ms: u64,
+    /// `http_listen`: the address of the `/metrics`, `/livez` and
+    /// `/readyz` endpoints, such as `"127.0.0.1:9090"` (feature
+    /// `metrics`). Default: unset, no endpoint.
+    pub http_listen: Option<std::net::SocketAddr>,
 }
 
 /// The daemon's configuration.
@@ -357,6 +361,7 @@ impl Default for Config {
                 track_resources: false,
                 health_checks: true,
                 health_check_interval_ms: 5000,
+                http_listen: None,
             },
             layers: layers::Layers::default(),
         }

@@ -250,6 +250,37 @@ impl ConfigValue for Option<PathBuf> {
     }
 }
 
+impl ConfigValue for Option<std::net::SocketAddr> {
+    const EXPECTED: &'static str =
+        "an IP address and port, such as \"127.0.0.1:9090\" or \"[::1]:9090\"";
+
+    fn parse_env(raw: &str) -> Result<Self, ValueError> {
+        raw.parse().map(Some).map_err(|_| {
+            ValueError::Invalid(format!(
+                "is not an IP address and port ({:?}); a host name is not resolved, write the address",
+                raw
+            ))
+        })
+    }
+
+    #[cfg(feature = "toml")]
+    fn from_toml(value: &toml::de::DeValue<'_>) -> Result<Self, ValueError> {
+        match value {
+            toml::de::DeValue::String(s) => Self::parse_env(s),
+            other => Err(ValueError::WrongType(describe_toml(other))),
+        }
+    }
+
+    #[cfg(feature = "toml")]
+    fn to_toml(&self) -> Option<toml::Value> {
+        self.map(|addr| toml::Value::String(addr.to_string()))
+    }
+
+    fn render(&self) -> Option<String> {
+        self.map(|addr| format!("{:?}", addr.to_string()))
+    }
+}
+
 /// One key of the schema. See the module docs.
 pub(crate) struct Field {
     /// The dotted key, as in the TOML file: `shutdown.timeout_ms`.
@@ -329,6 +360,7 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("monitoring.track_resources", doc = "Track CPU, memory and threads of the process.", bool => monitoring.track_resources),
     field!("monitoring.health_checks", doc = "Run subsystems' health checks.", bool => monitoring.health_checks),
     field!("monitoring.health_check_interval_ms", doc = "How often health checks run.", u64 => monitoring.health_check_interval_ms),
+    field!("monitoring.http_listen", doc = "Serve /metrics, /livez and /readyz on this address (feature `metrics`).", Option<std::net::SocketAddr> => monitoring.http_listen),
 ];
 
 /// The index of a field in [`FIELDS`], by its canonical key.

@@ -137,8 +137,11 @@ impl DaemonBuilder {
             Some(path) => Some(PidFile::acquire(path)?),
             None => None,
         };
+        let monitor_listener = bind_monitoring(&config)?;
         enter_work_dir(&config)?;
         let executor = start_executor(&config)?;
+        #[cfg(feature = "metrics")]
+        crate::metrics::set_worker_count(executor.worker_count());
         let config = Arc::new(config);
         let kill = Arc::new(KillSwitch::start(pid_file.as_ref())?);
         let snapshot = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
@@ -179,11 +182,20 @@ impl DaemonBuilder {
                 manager,
                 #[cfg(feature = "config-watch")]
                 watch: Mutex::new(None),
+                #[cfg(feature = "metrics")]
+                monitoring_addr: monitor_listener
+                    .as_ref()
+                    .and_then(|listener| listener.local_addr().ok()),
+                #[cfg(feature = "metrics")]
+                probes: std::sync::OnceLock::new(),
+                #[cfg(feature = "metrics")]
+                resources: std::sync::OnceLock::new(),
             }),
         };
         // From here on a failure tears down what was started.
         let started = listeners.and_then(|listeners| {
             *lock(&daemon.inner.signal_listeners) = listeners;
+            daemon.start_monitoring(monitor_listener)?;
             daemon.start_subsystems(subsystems)?;
             #[cfg(feature = "config-watch")]
             daemon.start_watch()?;
@@ -213,7 +225,41 @@ pub(super) fn health_schedule(config: &Config) -> Option<std::time::Duration> {
 fn prepare_process(config: &Config) -> Result<()> {
     crate::logging::init(&config.logging)?;
     warn_about_inert_keys(config);
+    #[cfg(feature = "metrics")]
+    if config.monitoring.enable_metrics {
+        proc_daemon_actors::metrics::set_enabled(true);
+        crate::metrics::install_facade_recorder();
+    }
     install_message_pool(config.performance.memory_pool_size)
+}
+
+/// The monitoring endpoint's listener, bound now so that an address in
+/// use fails the start, naming the key.
+#[cfg(feature = "metrics")]
+fn bind_monitoring(config: &Config) -> Result<Option<std::net::TcpListener>> {
+    config
+        .monitoring
+        .http_listen
+        .map(crate::monitoring::bind)
+        .transpose()
+}
+
+/// Without the `metrics` feature there is no endpoint to serve: a
+/// configured address is an error, not a silent no-op.
+#[cfg(not(feature = "metrics"))]
+fn bind_monitoring(config: &Config) -> Result<Option<std::convert::Infallible>> {
+    match config.monitoring.http_listen {
+        None => Ok(None),
+        Some(addr) => Err(crate::ConfigError::new(
+            Some("monitoring.http_listen"),
+            Some(format!("\"{addr}\"")),
+            None,
+            crate::ConfigProblem::Invalid {
+                reason: "this build has no monitoring endpoint: build proc-daemon with the `metrics` feature, or leave the key unset".to_owned(),
+            },
+        )
+        .into()),
+    }
 }
 
 /// Subsystem names are unique: they name children in logs, events and
@@ -310,6 +356,7 @@ fn start_root(
     )
     .map_err(spawn_failed)?;
     let supervisor = Supervisor::builder()
+        .name("root")
         .events(events)
         .escalate_to(actor.clone().recipient())
         .spawn_on(executor, CONTROL_WORKER)
@@ -406,13 +453,13 @@ const INERT_KEYS: [InertKey; 3] = [
     },
     InertKey {
         key: "monitoring.enable_metrics",
-        is_on: |config| config.monitoring.enable_metrics,
-        missing: "metrics are not built yet: nothing is collected",
+        is_on: |config| config.monitoring.enable_metrics && cfg!(not(feature = "metrics")),
+        missing: "this build has no metrics (the `metrics` feature): nothing is collected",
     },
     InertKey {
         key: "monitoring.track_resources",
-        is_on: |config| config.monitoring.track_resources,
-        missing: "resource tracking is not built yet: nothing is sampled",
+        is_on: |config| config.monitoring.track_resources && cfg!(not(feature = "metrics")),
+        missing: "this build has no resource tracking (the `metrics` feature): nothing is sampled",
     },
 ];
 

@@ -81,7 +81,7 @@
 //!   signals, shutdown requests, escalations and the staged shutdown.
 
 mod builder;
-mod root;
+pub(crate) mod root;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,6 +144,15 @@ struct Inner {
     /// The config file watcher, while the daemon runs (`hot_reload`).
     #[cfg(feature = "config-watch")]
     watch: Mutex<Option<crate::reload::watch::ConfigWatch>>,
+    /// Where the monitoring endpoint listens, if it does.
+    #[cfg(feature = "metrics")]
+    monitoring_addr: Option<std::net::SocketAddr>,
+    /// What `/readyz` reads: the subsystems registered before start.
+    #[cfg(feature = "metrics")]
+    probes: std::sync::OnceLock<Arc<crate::monitoring::ProbeState>>,
+    /// The process's resource use, sampled while `track_resources` is on.
+    #[cfg(feature = "metrics")]
+    resources: std::sync::OnceLock<crate::resources::ResourceTracker>,
 }
 
 impl Drop for Inner {
@@ -387,6 +396,89 @@ impl Daemon {
         }
     }
 
+    /// Starts the `monitoring` child when the endpoint or resource
+    /// tracking asks for it: the root supervisor's first child, so that
+    /// the staged shutdown stops it last (see `crate::monitoring`).
+    #[cfg(feature = "metrics")]
+    fn start_monitoring(&self, listener: Option<std::net::TcpListener>) -> Result<()> {
+        let config = &self.inner.config;
+        let tracker = config.monitoring.track_resources.then(|| {
+            let tracker =
+                crate::resources::ResourceTracker::with_interval(config.metrics_interval());
+            let _ = self.inner.resources.set(tracker.clone());
+            tracker
+        });
+        if listener.is_none() && tracker.is_none() {
+            return Ok(());
+        }
+        let probes = Arc::new(crate::monitoring::ProbeState {
+            view: crate::metrics::runtime::RuntimeView {
+                executor: self.inner.executor.clone(),
+                started: std::time::Instant::now(),
+                reload_stats: self.inner.reload_stats.clone(),
+                config: self.inner.snapshot.clone(),
+                resources: tracker.clone(),
+            },
+            shutdown: self.inner.shutdown.clone(),
+            root_actor: self.inner.actor.clone(),
+            initial: std::sync::OnceLock::new(),
+        });
+        let _ = self.inner.probes.set(probes.clone());
+        let listener = listener.map(Arc::new);
+        let snapshot = self.inner.snapshot.clone();
+        let factory = move || crate::monitoring::MonitoringServer {
+            listener: listener.clone(),
+            state: probes.clone(),
+            tracker: tracker.clone(),
+            snapshot: snapshot.clone(),
+            tasks: Vec::new(),
+        };
+        let root = self.inner.root.clone();
+        self.inner
+            .executor
+            .spawn(async move {
+                root.child("monitoring", factory)
+                    .on_worker(CONTROL_WORKER)
+                    .restart(RestartPolicy::Always)
+                    .shutdown_timeout(std::time::Duration::from_secs(1))
+                    .spawn()
+                    .await
+                    .map(drop)
+                    .map_err(|err| {
+                        Error::subsystem("monitoring", format!("could not start: {err}"))
+                    })
+            })
+            .join()
+            .map_err(|err| Error::subsystem("monitoring", format!("could not start: {err}")))?
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    fn start_monitoring(&self, listener: Option<std::convert::Infallible>) -> Result<()> {
+        match listener {
+            None => Ok(()),
+            Some(never) => match never {},
+        }
+    }
+
+    /// The address the monitoring endpoint (`/metrics`, `/livez`,
+    /// `/readyz`) listens on, if `monitoring.http_listen` is set: with
+    /// port 0 in the config, the port the system chose (feature
+    /// `metrics`).
+    #[cfg(feature = "metrics")]
+    pub fn monitoring_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.monitoring_addr
+    }
+
+    /// The latest sample of the process's resource use, while
+    /// `monitoring.track_resources` is on (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub fn resource_usage(&self) -> Option<crate::resources::ResourceUsage> {
+        self.inner
+            .resources
+            .get()
+            .map(|tracker| tracker.current_usage())
+    }
+
     fn start_subsystems(&self, subsystems: Vec<Arc<dyn Subsystem>>) -> Result<()> {
         let config = &self.inner.config;
         let graceful = config.shutdown_timeout();
@@ -394,9 +486,11 @@ impl Daemon {
         let options = self.mailbox_options();
         let root = self.inner.root.clone();
         let shutdown = self.inner.shutdown.clone();
-        self.inner
+        let initial = self
+            .inner
             .executor
             .spawn(async move {
+                let mut initial = Vec::new();
                 for subsystem in subsystems {
                     let name = subsystem.name().to_owned();
                     let policy = subsystem.restart_policy();
@@ -417,17 +511,30 @@ impl Daemon {
                         child =
                             child.health_check_on(&health, DEFAULT_HEALTH_CHECK_FAILURES, check);
                     }
-                    child.spawn().await.map_err(|err| {
+                    let started = child.spawn().await.map_err(|err| {
                         Error::subsystem(&name, format!("could not start: {err}"))
                     })?;
                     tracing::debug!(subsystem = %name, "subsystem started");
+                    initial.push((name, started));
                 }
-                Ok(())
+                Ok::<_, Error>(initial)
             })
             .join()
             .map_err(|err| {
                 Error::subsystem("daemon", format!("starting subsystems failed: {err}"))
-            })?
+            })??;
+        #[cfg(feature = "metrics")]
+        if let Some(probes) = self.inner.probes.get() {
+            use crate::monitoring::StateOf;
+            let states: Vec<(String, StateOf)> = initial
+                .into_iter()
+                .map(|(name, actor)| (name, Box::new(move || actor.state()) as StateOf))
+                .collect();
+            let _ = probes.initial.set(states);
+        }
+        #[cfg(not(feature = "metrics"))]
+        drop(initial);
+        Ok(())
     }
 
     /// Starts the config file watcher if `hot_reload` asks for it: each

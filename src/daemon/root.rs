@@ -116,6 +116,17 @@ impl FinishRecord {
 
 impl Actor for DaemonActor {}
 
+/// Asks the root actor to answer: `/livez` sends it, because a root actor
+/// that does not answer cannot shut the daemon down either.
+#[cfg(feature = "metrics")]
+pub(crate) struct Ping;
+
+#[cfg(feature = "metrics")]
+impl Handler<Ping> for DaemonActor {
+    type Reply = ();
+    async fn handle(&mut self, _ping: Ping, _ctx: &mut Context<Self>) {}
+}
+
 /// Gives the root actor its supervisor.
 pub(super) struct Attach(pub(super) ActorRef<Supervisor>);
 pub(super) struct SignalReceived(pub(super) Signal);

@@ -36,7 +36,10 @@ use crate::config::{Config, ConfigError, changed_keys, copy_key, render_key};
 /// - the executor (`performance.*`) is built once, at start;
 /// - the PID file and the working directory are taken at start;
 /// - the log file and its rotation are opened at start, and the file
-///   watcher (`hot_reload`) starts with the daemon.
+///   watcher (`hot_reload`) starts with the daemon;
+/// - the metrics endpoint (`monitoring.http_listen`) binds its address at
+///   start, and whether a child's metrics are recorded
+///   (`monitoring.enable_metrics`) is decided as it is added.
 pub const RESTART_KEYS: &[&str] = &[
     "pid_file",
     "work_dir",
@@ -49,12 +52,16 @@ pub const RESTART_KEYS: &[&str] = &[
     "performance.memory_pool_size",
     "performance.numa_aware",
     "performance.lock_free",
+    "monitoring.enable_metrics",
+    "monitoring.http_listen",
 ];
 
 /// Whether a reload applies `key` at once (every key not in
 /// [`RESTART_KEYS`]): `name`, `logging.level`, `logging.json`,
-/// `logging.color`, `shutdown.*`, and every `monitoring.*` key (health
-/// checks switch and change their interval at once).
+/// `logging.color`, `shutdown.*`, and the `monitoring.*` keys other than
+/// `enable_metrics` and `http_listen` (health checks switch and change
+/// their interval at once; resource tracking switches and changes its
+/// interval at its next sample).
 pub fn is_live(key: &str) -> bool {
     !RESTART_KEYS.contains(&key)
 }
