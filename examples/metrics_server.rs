@@ -9,9 +9,12 @@
 //! It listens on `127.0.0.1:9090` unless `DAEMON_MONITORING_HTTP_LISTEN`
 //! says otherwise (port 0 lets the system choose), prints the URL, and
 //! stops on SIGTERM or Ctrl-C with exit code 0. A `counter` actor handles
-//! a message every few milliseconds, a `flaky` one panics every two
+//! a message every few milliseconds, a `flaky` one fails every two
 //! seconds and is restarted, and the program records its own series
-//! through [`MetricsCollector`] and the `metrics` facade.
+//! through [`MetricsCollector`] and the `metrics` facade. A `connections`
+//! subsystem takes a second to close its connections at shutdown: meanwhile
+//! `/readyz` answers 503, which is what a load balancer watches to stop
+//! sending traffic before the daemon is gone.
 
 use std::time::Duration;
 
@@ -65,7 +68,14 @@ async fn run() -> Result<DaemonExit> {
         .track_resources(true)
         .http_listen(([127, 0, 0, 1], 9090).into())
         .build()?;
-    let daemon = Daemon::builder(config).build()?;
+    let daemon = Daemon::builder(config)
+        .with_subsystem_fn("connections", |mut shutdown| async move {
+            shutdown.cancelled().await;
+            println!("closing connections");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(())
+        })
+        .build()?;
     let addr = daemon
         .monitoring_addr()
         .expect("the config sets monitoring.http_listen");

@@ -21,6 +21,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -231,6 +232,12 @@ async fn livez(state: &Arc<ProbeState>) -> Response<Full<Bytes>> {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not live: the root supervisor gave up: {why}\n"),
+        );
+    }
+    if state.shutdown.root_giving_up.load(Ordering::Acquire) {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not live: the root supervisor exceeded its restart intensity and is stopping its children\n",
         );
     }
     match tokio::time::timeout(PING_TIMEOUT, state.root_actor.ask(Ping)).await {

@@ -94,6 +94,9 @@ pub(crate) async fn wait_until<T>(notify: &Notify, mut check: impl FnMut() -> Op
 /// The daemon-wide part shared by every handle.
 pub(crate) struct DaemonShutdown {
     pub(crate) token: CancelToken,
+    /// Set by the root supervisor the moment it gives up, before it stops
+    /// its children (`/livez` reads it).
+    pub(crate) root_giving_up: Arc<std::sync::atomic::AtomicBool>,
     reason: Mutex<Option<ShutdownReason>>,
     graceful_deadline: OnceLock<Instant>,
     /// Where [`ShutdownHandle::request_shutdown`] goes: the daemon's root
@@ -131,6 +134,7 @@ impl DaemonShutdown {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(DaemonShutdown {
             token: CancelToken::default(),
+            root_giving_up: Arc::default(),
             reason: Mutex::new(None),
             graceful_deadline: OnceLock::new(),
             requests: OnceLock::new(),

@@ -357,6 +357,7 @@ fn start_root(
     .map_err(spawn_failed)?;
     let supervisor = Supervisor::builder()
         .name("root")
+        .giving_up_flag(shutdown.root_giving_up.clone())
         .events(events)
         .escalate_to(actor.clone().recipient())
         .spawn_on(executor, CONTROL_WORKER)

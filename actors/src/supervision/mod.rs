@@ -70,6 +70,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -274,9 +275,19 @@ pub struct SupervisorBuilder {
     events: Option<Arc<EventBus>>,
     escalate_to: Option<Recipient<Escalation>>,
     name: Option<Arc<str>>,
+    giving_up_flag: Option<Arc<AtomicBool>>,
 }
 
 impl SupervisorBuilder {
+    /// Sets `flag` the moment this supervisor exceeds its restart
+    /// intensity, before it stops its children and escalates. Stopping
+    /// the children can take their shutdown timeouts; a liveness probe or
+    /// a watchdog reads the flag to know the tree is failing meanwhile.
+    pub fn giving_up_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.giving_up_flag = Some(flag);
+        self
+    }
+
     /// The path this supervisor's children are recorded under in the
     /// runtime metrics ([`crate::metrics`]): a child `web` of a supervisor
     /// named `root` is `root/web`. A nested supervisor without a name uses
@@ -332,6 +343,7 @@ impl SupervisorBuilder {
             escalate_to: self.escalate_to.clone(),
             name: self.name.clone(),
             metrics: None,
+            giving_up_flag: self.giving_up_flag.clone(),
         }
     }
 
@@ -382,6 +394,8 @@ pub struct Supervisor {
     name: Option<Arc<str>>,
     /// Its own metrics, once it records a child.
     metrics: Option<Arc<SupervisorMetrics>>,
+    /// Set when it gives up ([`SupervisorBuilder::giving_up_flag`]).
+    giving_up_flag: Option<Arc<AtomicBool>>,
 }
 
 /// A supervisor gave up: its restart intensity was exceeded, it stopped
@@ -414,6 +428,7 @@ impl Supervisor {
             events: None,
             escalate_to: None,
             name: None,
+            giving_up_flag: None,
         }
     }
 }
@@ -1008,6 +1023,9 @@ impl Supervisor {
             tracing::error!(%error, "supervisor gives up");
             if let Some(metrics) = &self.metrics {
                 metrics.count_escalation();
+            }
+            if let Some(flag) = &self.giving_up_flag {
+                flag.store(true, Ordering::Release);
             }
             self.giving_up = true;
             self.stop_children_for_good(0).await;
