@@ -276,3 +276,100 @@ async fn the_reference_samples_run_and_stop_on_signals() {
     // The guard saw the signals too; drain it so nothing is left pending.
     let _ = tokio::time::timeout(Duration::from_millis(10), guard_term.recv()).await;
 }
+
+// ---- "Metrics Collection", "Resource Tracking", "Profiling" ----------------
+// As written in the reference, inside the `cfg` blocks it puts them in.
+
+#[test]
+fn metrics_collection_sample() {
+    #[cfg(feature = "metrics")]
+    {
+        use proc_daemon::metrics::MetricsCollector;
+
+        let collector = MetricsCollector::new();
+
+        // Counters
+        collector.increment_counter("requests_total", 1);
+
+        // Gauges
+        collector.set_gauge("active_connections", 42);
+
+        // Histograms
+        use std::time::Duration;
+        collector.record_histogram("request_latency_ms", Duration::from_millis(150));
+
+        // Snapshot
+        let snapshot = collector.get_metrics();
+        println!("Uptime: {:?}", snapshot.uptime);
+        println!("Worker threads: {}", snapshot.worker_count);
+
+        // What the sample recorded is in the snapshot and the exposition.
+        assert_eq!(snapshot.counters["requests_total"], 1);
+        assert_eq!(snapshot.gauges["active_connections"], 42.0);
+        assert_eq!(snapshot.histograms["request_latency_ms"].count, 1);
+        let text = proc_daemon::metrics::render();
+        assert!(text.contains("requests_total 1"), "{text}");
+        assert!(text.contains("request_latency_seconds_sum 0.15"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn resource_tracking_sample() {
+    #[cfg(feature = "metrics")]
+    {
+        use proc_daemon::resources::ResourceTracker;
+        #[allow(unused_imports)]
+        use std::sync::Arc;
+
+        let tracker = ResourceTracker::new();
+
+        // Start tracking in background
+        let tracker_clone = tracker.clone();
+        tokio::spawn(async move {
+            tracker_clone.start().await;
+        });
+
+        // Read current resource usage
+        let current = tracker.current_usage();
+        println!("Memory: {} MB", current.memory_mb);
+        println!("CPU: {} %", current.cpu_percent);
+        println!("Threads: {}", current.thread_count);
+
+        assert!(current.memory_mb > 0, "{current:?}");
+        assert!(current.thread_count >= 1, "{current:?}");
+    }
+}
+
+/// The reference's CPU and heap profiling samples; they write
+/// `cpu_profile.pb` and `heap_profile.json` in the working directory,
+/// which this test then checks and removes.
+#[test]
+fn profiling_samples() -> proc_daemon::Result<()> {
+    #[cfg(feature = "profiling")]
+    {
+        use proc_daemon::profiling::CpuProfiler;
+
+        let cpu = CpuProfiler::start()?;
+        // ... run workload ...
+        cpu.stop_to_file("cpu_profile.pb")?;
+
+        // Analyze with: go tool pprof cpu_profile.pb
+        let written = std::fs::metadata("cpu_profile.pb").map(|m| m.len());
+        std::fs::remove_file("cpu_profile.pb").unwrap();
+        assert!(written.unwrap() > 0);
+    }
+    #[cfg(feature = "heap-profiling")]
+    {
+        use proc_daemon::profiling::heap::HeapProfiler;
+
+        let hp = HeapProfiler::start(Some("heap_profile.json"))?;
+        // ... run workload ...
+        hp.stop();
+
+        // Analyze with dhat viewer
+        let written = std::fs::read_to_string("heap_profile.json");
+        std::fs::remove_file("heap_profile.json").unwrap();
+        assert!(written.unwrap().contains("dhatFileVersion"));
+    }
+    Ok(())
+}
