@@ -60,7 +60,7 @@ pub fn enabled() -> bool {
 
 /// Handler latency is timed for one message in this many (the first of
 /// each run of this many, counted per actor).
-pub const LATENCY_SAMPLE_EVERY: u64 = 16;
+pub const LATENCY_SAMPLE_EVERY: u64 = 32;
 
 /// The upper bounds, in seconds, of the latency histograms' buckets: from
 /// 1 µs (a handler that only updates state) to 10 s (one that waits on a

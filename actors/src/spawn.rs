@@ -235,6 +235,8 @@ pub(crate) async fn run_incarnation<A: Actor>(
         }
     }
     me.cell().set_state(ActorState::Running);
+    // Looked up once per incarnation, not per message.
+    let metrics = me.cell().metrics().cloned();
     let mut stopping = false;
     let reason = loop {
         let next = poll_fn(|cx| {
@@ -257,16 +259,16 @@ pub(crate) async fn run_incarnation<A: Actor>(
             Next::Drained => break ExitReason::Requested,
             Next::Message(envelope) => {
                 let message_type = envelope.message_type();
-                let timed = match me.cell().metrics() {
+                let timed = match &metrics {
                     Some(metrics) if metrics.count_handled() => Some(Instant::now()),
                     _ => None,
                 };
                 let outcome = envelope.dispatch(&mut actor, &mut ctx).await;
-                if let (Some(began), Some(metrics)) = (timed, me.cell().metrics()) {
+                if let (Some(began), Some(metrics)) = (timed, &metrics) {
                     metrics.record_latency(began.elapsed());
                 }
                 if let Outcome::Panicked { message } = outcome {
-                    if let Some(metrics) = me.cell().metrics() {
+                    if let Some(metrics) = &metrics {
                         metrics.count_dead_letter();
                     }
                     dead_letter::report(DeadLetter {

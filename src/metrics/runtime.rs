@@ -227,7 +227,7 @@ pub(crate) fn render(view: &RuntimeView) -> String {
     let name = out.family(
         "proc_daemon_actor_handler_duration_seconds",
         Kind::Histogram,
-        "Time the actor's handler took, timed for one message in 16.",
+        "Time the actor's handler took, timed for one message in 32 (the first of every 32).",
     );
     for (actor, labels) in actors.iter().zip(&actor_labels) {
         out.histogram(&name, labels, &actor.latency);

@@ -12,7 +12,7 @@ use crate::results::{Results, number};
 use crate::stamp::Stamp;
 
 /// The generated sections, in the order they are run and rendered.
-pub(crate) const SECTIONS: [&str; 12] = [
+pub(crate) const SECTIONS: [&str; 14] = [
     "config_load",
     "mailbox",
     "executor",
@@ -24,6 +24,8 @@ pub(crate) const SECTIONS: [&str; 12] = [
     "message_pool",
     "idle_spin",
     "reload",
+    "metrics",
+    "monitoring",
     "targets",
 ];
 
@@ -101,7 +103,17 @@ fn benches_of(section: &'static str) -> Vec<Bench> {
         )]),
     };
     match section {
-        "config_load" | "mailbox" | "executor" | "actors" => vec![criterion(section)],
+        "config_load" | "mailbox" | "executor" | "actors" | "metrics" => {
+            vec![criterion(section)]
+        }
+        "monitoring" => vec![Bench {
+            name: "monitoring",
+            kind: Kind::Binary(vec![run(
+                "monitoring",
+                &["--actors", "10000", "--scrapes", "5", "--samples", "50"],
+                &["--actors", "10000", "--scrapes", "20", "--samples", "500"],
+            )]),
+        }],
         "actor_memory" => vec![actor_memory],
         "daemon_exit" | "idle" => vec![daemon_exit],
         "daemon_shutdown" => vec![Bench {
@@ -153,7 +165,12 @@ fn benches_of(section: &'static str) -> Vec<Bench> {
             name: "reload",
             kind: Kind::Binary(vec![run("reload", &["--edits", "20"], &["--edits", "50"])]),
         }],
-        "targets" => vec![criterion("actors"), actor_memory, daemon_exit],
+        "targets" => vec![
+            criterion("actors"),
+            actor_memory,
+            daemon_exit,
+            criterion("metrics"),
+        ],
         other => unreachable!("unknown section {other}"),
     }
 }
@@ -282,6 +299,8 @@ pub(crate) fn render(section: &str, results: &Results, stamp: &Stamp) -> Result<
         "message_pool" => message_pool(results)?,
         "idle_spin" => idle_spin(results)?,
         "reload" => reload(results)?,
+        "metrics" => metrics(results)?,
+        "monitoring" => monitoring(results)?,
         "targets" => targets(results)?,
         other => return Err(format!("unknown section {other}")),
     };
@@ -799,6 +818,132 @@ fn reload(results: &Results) -> Result<String, String> {
     ))
 }
 
+/// A percentage with its sign, one decimal.
+struct Signed(f64);
+
+impl std::fmt::Display for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:+.1}", self.0)
+    }
+}
+
+fn metrics(results: &Results) -> Result<String, String> {
+    let mut rows = Vec::new();
+    for (group, what, floor) in [
+        (
+            "counter_handle",
+            "counter +1 through a held `metrics::Counter` (ours: from proc-daemon's facade recorder)",
+            true,
+        ),
+        (
+            "counter_by_name",
+            "counter +1 naming the series: `MetricsCollector::increment_counter` / `metrics::counter!` with the exporter as recorder",
+            false,
+        ),
+        (
+            "histogram_handle",
+            "one duration through a held `metrics::Histogram`",
+            true,
+        ),
+        (
+            "histogram_by_name",
+            "one duration naming the series: `MetricsCollector::record_histogram` / `metrics::histogram!`",
+            false,
+        ),
+    ] {
+        let ours = results.ns(&format!("{group}/proc-daemon"))?;
+        let theirs = results.ns(&format!("{group}/metrics-exporter-prometheus"))?;
+        let floor = if floor {
+            time(results.ns(&format!("{group}/atomic"))?)
+        } else {
+            "—".to_owned()
+        };
+        rows.push(vec![
+            what.to_owned(),
+            time(ours),
+            time(theirs),
+            floor,
+            format!("**{}**", ratio(theirs / ours)),
+        ]);
+    }
+    let off = results.ns("tell_metrics/off")?;
+    let on = results.ns("tell_metrics/on")?;
+    Ok(format!(
+        "{}
+The floor is a bare `AtomicU64::fetch_add` (of the nanoseconds, for a duration). The exporter is metrics-exporter-prometheus 0.18 without its HTTP listener, as a local recorder.
+
+{}
+Target: with `enable_metrics` on, `tell` is at most 5% slower: {} ({}).
+",
+        table(
+            &[
+                "row: what each side does",
+                "proc-daemon",
+                "metrics-exporter-prometheus",
+                "floor",
+                "exporter ÷ ours"
+            ],
+            &rows
+        ),
+        table(
+            &[
+                "`tell` to a supervised child on the sender's worker, `ask` at the end",
+                "per message",
+                "on ÷ off"
+            ],
+            &[
+                vec![
+                    "recording off (`enable_metrics = false`)".to_owned(),
+                    time(off),
+                    "—".to_owned()
+                ],
+                vec![
+                    "recording on: handled count, latency timed for 1 message in 32".to_owned(),
+                    time(on),
+                    ratio(on / off)
+                ],
+            ]
+        ),
+        Signed((on / off - 1.0) * 100.0),
+        at_most(on / off, 1.05),
+    ))
+}
+
+fn monitoring(results: &Results) -> Result<String, String> {
+    let json = results.json("monitoring")?;
+    let actors = number(json, "/actors")?;
+    let scrapes = number(json, "/scrapes")?;
+    let median = number(json, "/scrape_median_ms")?;
+    let p90 = number(json, "/scrape_p90_ms")?;
+    let bytes = number(json, "/scrape_bytes")?;
+    let samples = number(json, "/samples")?;
+    let sample_us = number(json, "/sample_median_us")?;
+    let overhead = number(json, "/overhead_percent_at_1s")?;
+    Ok(format!(
+        "{}
+The scrape: `GET /metrics` over a socket to a daemon with {actors:.0} recorded supervised children (each handled one message), the median and p90 of {scrapes:.0}. The sample: thread CPU time of one `ResourceTracker::sample()`, the median of {samples:.0}; target below 0.1% of a core at a 1 s interval: {}.
+",
+        table(
+            &["what", "median", "p90 / share", "size"],
+            &[
+                vec![
+                    format!("scrape of {actors:.0} actors"),
+                    micros(median * 1e3),
+                    micros(p90 * 1e3),
+                    format!("{:.1} MB", bytes / 1e6),
+                ],
+                vec![
+                    "one resource sample (CPU time)".to_owned(),
+                    micros(sample_us),
+                    format!("{overhead:.4}% of a core at 1 s"),
+                    "—".to_owned(),
+                ],
+            ]
+        ),
+        at_most(overhead, 0.1),
+    ))
+}
+
 fn idle_spin(results: &Results) -> Result<String, String> {
     let spin = results.json("idle_spin")?;
     let seconds = number(spin, "/seconds")?;
@@ -943,6 +1088,15 @@ fn targets(results: &Results) -> Result<String, String> {
         ratio(restart / 10_000.0),
         at_most(restart, 10_000.0).to_owned(),
     ]);
+    let off = results.ns("tell_metrics/off")?;
+    let on = results.ns("tell_metrics/on")?;
+    rows.push(vec![
+        "`tell` with `enable_metrics` on: ≤ 5% slower than off".to_owned(),
+        time(on),
+        format!("off {}", time(off)),
+        ratio(on / off),
+        at_most(on / off, 1.05).to_owned(),
+    ]);
     let exit = results.json("daemon_exit")?;
     let ours = number(exit, "/exit/proc-daemon/median_us")?;
     let upstream = number(exit, "/exit/upstream/median_us")?;
@@ -998,7 +1152,7 @@ mod tests {
         for bench in &all {
             assert_eq!(all.iter().filter(|b| b.name == bench.name).count(), 1);
         }
-        assert_eq!(all.len(), 10, "one entry per bench of benches/");
+        assert_eq!(all.len(), 12, "one entry per bench of benches/");
     }
 
     #[test]
