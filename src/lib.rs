@@ -17,14 +17,20 @@
 //! - [`actors`]: the actor runtime: actors, mailboxes, the executor and
 //!   supervision (see [`prelude`]).
 //! - `timing` (feature `high-res-timing`): nanosecond timing through `quanta`.
-//! - feature `mimalloc`: mimalloc as the global allocator.
+//! - `metrics` and `resources` (feature `metrics`): `MetricsCollector`, the
+//!   `metrics` facade's recorder, the runtime's own series, and the
+//!   `/metrics`, `/livez` and `/readyz` endpoint at
+//!   `monitoring.http_listen`; `ResourceTracker`.
+//! - `profiling` (features `profiling`, `heap-profiling`): CPU profiles
+//!   with pprof, heap profiles with dhat.
+//! - feature `mimalloc`: mimalloc as the global allocator (dhat's wins
+//!   when `heap-profiling` is on too).
 //!
 //! ```
 //! use proc_daemon::{Config, LogLevel};
 //! use std::time::Duration;
 //!
-//! // A configuration a daemon starts with as it is built today (metrics
-//! // and profiling are not built yet: see the README).
+//! // A configuration a daemon starts with.
 //! let config = Config::builder()
 //!     .name("production-daemon")
 //!     .log_level(LogLevel::Info)

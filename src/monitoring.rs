@@ -39,7 +39,6 @@ use proc_daemon_actors::executor::JoinHandle;
 use proc_daemon_actors::prelude::*;
 
 use crate::Config;
-use crate::daemon::root::{DaemonActor, Ping};
 use crate::error::{Error, Result};
 use crate::metrics::runtime::{RuntimeView, render};
 use crate::resources::ResourceTracker;
@@ -57,6 +56,18 @@ pub(crate) const MAX_PROFILE_SECONDS: u64 = 60;
 /// How long `/livez` waits for the root actor's answer.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Asks the root actor to answer: `/livez` sends it, because a root actor
+/// that does not answer cannot shut the daemon down either. (Defined here
+/// and handled in `daemon::root`, so that this module does not depend on
+/// the daemon's.)
+#[derive(Debug)]
+pub(crate) struct Ping;
+
+/// Sends a [`Ping`] to the root actor; resolves to whether it answered.
+pub(crate) type PingRoot = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
+
 /// Reads one actor's state.
 pub(crate) type StateOf = Box<dyn Fn() -> ActorState + Send + Sync>;
 
@@ -64,7 +75,7 @@ pub(crate) type StateOf = Box<dyn Fn() -> ActorState + Send + Sync>;
 pub(crate) struct ProbeState {
     pub(crate) view: RuntimeView,
     pub(crate) shutdown: Arc<DaemonShutdown>,
-    pub(crate) root_actor: ActorRef<DaemonActor>,
+    pub(crate) ping_root: PingRoot,
     /// The subsystems registered before the daemon started, for
     /// readiness: set once they have all been added.
     pub(crate) initial: OnceLock<Vec<(String, StateOf)>>,
@@ -240,11 +251,11 @@ async fn livez(state: &Arc<ProbeState>) -> Response<Full<Bytes>> {
             "not live: the root supervisor exceeded its restart intensity and is stopping its children\n",
         );
     }
-    match tokio::time::timeout(PING_TIMEOUT, state.root_actor.ask(Ping)).await {
-        Ok(Ok(())) => text(StatusCode::OK, "live\n"),
-        Ok(Err(err)) => text(
+    match tokio::time::timeout(PING_TIMEOUT, (state.ping_root)()).await {
+        Ok(true) => text(StatusCode::OK, "live\n"),
+        Ok(false) => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not live: the root actor did not answer: {err}\n"),
+            "not live: the root actor has stopped\n",
         ),
         Err(_) => text(
             StatusCode::SERVICE_UNAVAILABLE,

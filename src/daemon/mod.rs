@@ -81,7 +81,7 @@
 //!   signals, shutdown requests, escalations and the staged shutdown.
 
 mod builder;
-pub(crate) mod root;
+mod root;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -420,7 +420,13 @@ impl Daemon {
                 resources: tracker.clone(),
             },
             shutdown: self.inner.shutdown.clone(),
-            root_actor: self.inner.actor.clone(),
+            ping_root: {
+                let root = self.inner.actor.clone();
+                Box::new(move || {
+                    let root = root.clone();
+                    Box::pin(async move { root.ask(crate::monitoring::Ping).await.is_ok() })
+                })
+            },
             initial: std::sync::OnceLock::new(),
         });
         let _ = self.inner.probes.set(probes.clone());

@@ -116,15 +116,10 @@ impl FinishRecord {
 
 impl Actor for DaemonActor {}
 
-/// Asks the root actor to answer: `/livez` sends it, because a root actor
-/// that does not answer cannot shut the daemon down either.
 #[cfg(feature = "metrics")]
-pub(crate) struct Ping;
-
-#[cfg(feature = "metrics")]
-impl Handler<Ping> for DaemonActor {
+impl Handler<crate::monitoring::Ping> for DaemonActor {
     type Reply = ();
-    async fn handle(&mut self, _ping: Ping, _ctx: &mut Context<Self>) {}
+    async fn handle(&mut self, _ping: crate::monitoring::Ping, _ctx: &mut Context<Self>) {}
 }
 
 /// Gives the root actor its supervisor.
