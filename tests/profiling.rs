@@ -3,6 +3,10 @@
 //! the daemon's `/debug/pprof/profile`; a flame graph is an SVG; a second
 //! profile at once and an unwritable path are errors, not panics.
 #![cfg(feature = "profiling")]
+// A test holds the file's serialising guard for its whole length, each on
+// its own runtime: no other task of that runtime waits for the lock, so
+// holding it across awaits cannot deadlock.
+#![allow(clippy::await_holding_lock)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

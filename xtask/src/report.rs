@@ -196,14 +196,17 @@ pub(crate) struct Runner<'a> {
 impl Runner<'_> {
     /// Runs `bench` and loads what it wrote into `results`.
     pub(crate) fn run(&self, bench: &Bench, results: &mut Results) -> Result<(), String> {
-        let base = [
-            "bench",
-            "-p",
-            "proc-daemon-benches",
-            "--bench",
-            bench.name,
-            "--",
-        ];
+        // The monitoring benches need proc-daemon's `metrics` feature,
+        // which the benches crate turns on only when asked (its
+        // Cargo.toml says why).
+        let features: &[&str] = if matches!(bench.name, "metrics" | "monitoring") {
+            &["--features", "metrics"]
+        } else {
+            &[]
+        };
+        let mut base = vec!["bench", "-p", "proc-daemon-benches", "--bench", bench.name];
+        base.extend_from_slice(features);
+        base.push("--");
         match &bench.kind {
             Kind::Criterion => {
                 let timing: &[&str] = match self.mode {
