@@ -12,9 +12,9 @@
 //! value that is not valid, leaves the running configuration as it was;
 //! the daemon logs the error, naming the file, the key and the line.
 //!
-//! `hot_reload = true` asks for the file to be watched as well; the
-//! watcher (the `config-watch` feature) is not built yet, so the daemon
-//! warns once at start and reloads on SIGHUP only.
+//! `hot_reload = true` asks for the file to be watched as well: built with
+//! the `config-watch` feature, an edit reloads by itself; without it, the
+//! daemon warns once at start and reloads on SIGHUP only.
 
 use proc_daemon::prelude::*;
 

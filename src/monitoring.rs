@@ -16,8 +16,11 @@
 //!   blocking pool: 10,000 actors' series are megabytes of text.
 //! - **Bounded clients.** At most [`MAX_CONNECTIONS`] at once (more are
 //!   closed at accept), [`HEADER_TIMEOUT`] to send a request's headers,
-//!   and [`CONNECTION_LIFETIME`] for a connection in all, so a slow or
-//!   abusive client costs the daemon a connection slot, never a worker.
+//!   and a lifetime per connection: after [`CONNECTION_LIFETIME`] a
+//!   connection finishes the request it is serving (within
+//!   [`CONNECTION_GRACE`]) and closes, so that a scraper's keep-alive
+//!   connection is never cut in the middle of a scrape. A slow or abusive
+//!   client costs the daemon a connection slot, never a worker.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -48,9 +51,11 @@ use crate::shutdown::{DaemonShutdown, ShutdownReason};
 pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Time a client has to send a request's headers.
 pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time a connection may live in all (a CPU profile takes up to
-/// [`MAX_PROFILE_SECONDS`] of it).
+/// Time after which a connection takes no further request.
 pub(crate) const CONNECTION_LIFETIME: Duration = Duration::from_secs(90);
+/// Time a connection past its lifetime has to finish the request it is
+/// serving (a CPU profile takes up to [`MAX_PROFILE_SECONDS`]).
+pub(crate) const CONNECTION_GRACE: Duration = Duration::from_secs(MAX_PROFILE_SECONDS + 10);
 /// The longest CPU profile `/debug/pprof/profile` takes.
 pub(crate) const MAX_PROFILE_SECONDS: u64 = 60;
 /// How long `/livez` waits for the root actor's answer.
@@ -170,7 +175,14 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<ProbeState>) 
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = tokio::time::sleep(CONNECTION_LIFETIME) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(CONNECTION_GRACE, connection).await;
+                }
+            }
             drop(slot);
         });
     }

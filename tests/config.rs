@@ -147,6 +147,7 @@ metrics_interval_ms = 250
 track_resources = true
 health_checks = false
 health_check_interval_ms = 750
+http_listen = "[::1]:9464"
 "#;
     let file = TempToml::new(text);
     let explained = Config::builder()
@@ -184,6 +185,10 @@ health_check_interval_ms = 750
     assert!(config.monitoring.track_resources);
     assert!(!config.monitoring.health_checks);
     assert_eq!(config.monitoring.health_check_interval_ms, 750);
+    assert_eq!(
+        config.monitoring.http_listen,
+        Some("[::1]:9464".parse().unwrap())
+    );
     // Every value came from the file: none is a default.
     for entry in explained.values() {
         assert!(

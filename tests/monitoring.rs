@@ -375,3 +375,41 @@ fn the_address_comes_from_the_environment_and_is_validated() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_can_render_the_exposition_without_the_endpoint() {
+    let _serial = one_at_a_time();
+    let config = Config::builder()
+        .worker_threads(2)
+        .enable_metrics(true)
+        .ignore_env()
+        .build()
+        .unwrap();
+    let daemon = Daemon::builder(config)
+        .with_signal_config(SignalConfig::none())
+        .build()
+        .unwrap();
+    assert_eq!(daemon.monitoring_addr(), None);
+    let counter = daemon
+        .supervisor()
+        .child("counter", || Counter(0))
+        .spawn()
+        .await
+        .unwrap();
+    counter.ask(Add(5)).await.unwrap();
+    let text = daemon.render_metrics();
+    assert_eq!(
+        sample(
+            &text,
+            "proc_daemon_actor_messages_handled_total{actor=\"root/counter\",supervisor=\"root\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample(&text, "proc_daemon_uptime_seconds").is_some());
+    daemon.shutdown();
+    tokio::time::timeout(Duration::from_secs(20), daemon.run())
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -291,6 +291,14 @@ async fn every_restart_key_keeps_its_running_value() {
             "performance.lock_free",
             "[performance]\nlock_free = false".to_owned(),
         ),
+        (
+            "monitoring.enable_metrics",
+            "[monitoring]\nenable_metrics = true".to_owned(),
+        ),
+        (
+            "monitoring.http_listen",
+            "[monitoring]\nhttp_listen = \"127.0.0.1:9464\"".to_owned(),
+        ),
     ];
     assert_eq!(edits.len(), RESTART_KEYS.len(), "every restart-only key");
     for (key, text) in edits {

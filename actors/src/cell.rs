@@ -71,11 +71,18 @@ pub(crate) struct Cell<A: Actor> {
     pub(crate) system: SystemInbox,
     state: AtomicU8,
     stopped: Notify,
-    /// Where state changes are published, for supervised actors whose
+    /// What its supervisor gave it on adopting it (one field, so that an
+    /// actor pays for one `OnceLock`, supervised or not).
+    adoption: OnceLock<Adoption>,
+}
+
+/// What a supervisor gives a child when it adopts it.
+pub(crate) struct Adoption {
+    /// Where state changes are published, under what name, when the
     /// supervisor has an event bus.
-    observer: OnceLock<(Arc<str>, Arc<EventBus>)>,
-    /// This actor's runtime metrics, once its supervisor records it.
-    metrics: OnceLock<Arc<ActorMetrics>>,
+    pub(crate) events: Option<(Arc<str>, Arc<EventBus>)>,
+    /// Its runtime metrics, when recording is on ([`crate::metrics`]).
+    pub(crate) metrics: Option<Arc<ActorMetrics>>,
 }
 
 impl<A: Actor> Cell<A> {
@@ -86,26 +93,24 @@ impl<A: Actor> Cell<A> {
             system: SystemInbox::new(),
             state: AtomicU8::new(NEW),
             stopped: Notify::new(),
-            observer: OnceLock::new(),
-            metrics: OnceLock::new(),
+            adoption: OnceLock::new(),
         })
     }
 
-    /// Publishes this actor's state changes on `bus` under `name`.
-    pub(crate) fn observe(&self, name: Arc<str>, bus: Arc<EventBus>) {
-        let _ = self.observer.set((name, bus));
-    }
-
-    /// Records this actor's metrics in `metrics` from now on (the first
-    /// call wins; a cell is recorded once).
-    pub(crate) fn record_metrics(&self, metrics: Arc<ActorMetrics>) {
-        let _ = self.metrics.set(metrics);
+    /// Takes what its supervisor gives it (the first adoption wins: a
+    /// cell has one supervisor).
+    pub(crate) fn adopt(&self, adoption: Adoption) {
+        let _ = self.adoption.set(adoption);
     }
 
     /// This actor's metrics, if it is recorded.
     #[inline]
     pub(crate) fn metrics(&self) -> Option<&Arc<ActorMetrics>> {
-        self.metrics.get()
+        self.adoption.get()?.metrics.as_ref()
+    }
+
+    fn observer(&self) -> Option<&(Arc<str>, Arc<EventBus>)> {
+        self.adoption.get()?.events.as_ref()
     }
 
     pub(crate) fn set_state(&self, state: ActorState) {
@@ -126,7 +131,7 @@ impl<A: Actor> Cell<A> {
 
     /// Publishes that an incarnation ended in a failure, and why.
     pub(crate) fn publish_failed(&self, reason: &ExitReason) {
-        if self.observer.get().is_some() {
+        if self.observer().is_some() {
             self.publish(ChildState::Failed {
                 reason: reason.clone(),
             });
@@ -134,7 +139,7 @@ impl<A: Actor> Cell<A> {
     }
 
     fn publish(&self, state: ChildState) {
-        if let Some((name, bus)) = self.observer.get() {
+        if let Some((name, bus)) = self.observer() {
             bus.publish(self.id, name, state);
         }
     }

@@ -183,6 +183,8 @@ impl DaemonBuilder {
                 #[cfg(feature = "config-watch")]
                 watch: Mutex::new(None),
                 #[cfg(feature = "metrics")]
+                started_at: std::time::Instant::now(),
+                #[cfg(feature = "metrics")]
                 monitoring_addr: monitor_listener
                     .as_ref()
                     .and_then(|listener| listener.local_addr().ok()),

@@ -147,6 +147,10 @@ struct Inner {
     /// Where the monitoring endpoint listens, if it does.
     #[cfg(feature = "metrics")]
     monitoring_addr: Option<std::net::SocketAddr>,
+    /// When the daemon was built: `proc_daemon_uptime_seconds` counts
+    /// from here.
+    #[cfg(feature = "metrics")]
+    started_at: std::time::Instant,
     /// What `/readyz` reads: the subsystems registered before start.
     #[cfg(feature = "metrics")]
     probes: std::sync::OnceLock<Arc<crate::monitoring::ProbeState>>,
@@ -412,13 +416,7 @@ impl Daemon {
             return Ok(());
         }
         let probes = Arc::new(crate::monitoring::ProbeState {
-            view: crate::metrics::runtime::RuntimeView {
-                executor: self.inner.executor.clone(),
-                started: std::time::Instant::now(),
-                reload_stats: self.inner.reload_stats.clone(),
-                config: self.inner.snapshot.clone(),
-                resources: tracker.clone(),
-            },
+            view: self.runtime_view(),
             shutdown: self.inner.shutdown.clone(),
             ping_root: {
                 let root = self.inner.actor.clone();
@@ -464,6 +462,29 @@ impl Daemon {
             None => Ok(()),
             Some(never) => match never {},
         }
+    }
+
+    /// What `/metrics` reads besides the registries.
+    #[cfg(feature = "metrics")]
+    fn runtime_view(&self) -> crate::metrics::runtime::RuntimeView {
+        crate::metrics::runtime::RuntimeView {
+            executor: self.inner.executor.clone(),
+            started: self.inner.started_at,
+            reload_stats: self.inner.reload_stats.clone(),
+            config: self.inner.snapshot.clone(),
+            resources: self.inner.resources.get().cloned(),
+        }
+    }
+
+    /// The whole exposition, as `/metrics` serves it: the runtime's
+    /// `proc_daemon_*` series, then the program's. For a program that
+    /// serves it on its own HTTP server rather than at
+    /// `monitoring.http_listen` (feature `metrics`). It walks every
+    /// recorded actor: call it off the daemon's workers when there are
+    /// thousands (`Executor::spawn_blocking`).
+    #[cfg(feature = "metrics")]
+    pub fn render_metrics(&self) -> String {
+        crate::metrics::runtime::render(&self.runtime_view())
     }
 
     /// The address the monitoring endpoint (`/metrics`, `/livez`,

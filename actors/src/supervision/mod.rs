@@ -81,7 +81,7 @@ use tokio::time::Instant as TokioInstant;
 
 use crate::actor::{Actor, ActorId, ExitReason, message_error};
 use crate::actor_ref::{ActorRef, Recipient};
-use crate::cell::{ActorState, Cell};
+use crate::cell::{ActorState, Adoption, Cell};
 use crate::context::Context;
 use crate::error::AskError;
 use crate::events::bus::EventBus;
@@ -515,11 +515,14 @@ trait ChildRunner: Send {
     fn close_for_good(&self);
     /// Marks the actor as waiting for its next incarnation.
     fn mark_restarting(&self);
-    /// Publishes the actor's state changes on `bus` under `name`.
-    fn observe(&self, name: Arc<str>, bus: Arc<EventBus>);
-    /// Records the actor's runtime metrics as `path`, a child of
-    /// `supervisor`.
-    fn record_metrics(&self, path: Arc<str>, supervisor: Arc<str>) -> Arc<ActorMetrics>;
+    /// Adopts the actor: publishes its state changes on `events`' bus
+    /// under its name, and records its runtime metrics as
+    /// `(path, supervisor path)`; returns the metrics, if recorded.
+    fn adopt(
+        &self,
+        events: Option<(Arc<str>, Arc<EventBus>)>,
+        metrics: Option<(Arc<str>, Arc<str>)>,
+    ) -> Option<Arc<ActorMetrics>>;
 }
 
 struct TypedRunner<A: Actor> {
@@ -670,14 +673,19 @@ impl<A: Actor> ChildRunner for TypedRunner<A> {
         self.me.cell().set_state(ActorState::Restarting);
     }
 
-    fn observe(&self, name: Arc<str>, bus: Arc<EventBus>) {
-        self.me.cell().observe(name, bus);
-    }
-
-    fn record_metrics(&self, path: Arc<str>, supervisor: Arc<str>) -> Arc<ActorMetrics> {
-        let cell: Weak<Cell<A>> = Arc::downgrade(self.me.cell());
-        let metrics = crate::metrics::register_actor(path, supervisor, cell);
-        self.me.cell().record_metrics(metrics.clone());
+    fn adopt(
+        &self,
+        events: Option<(Arc<str>, Arc<EventBus>)>,
+        metrics: Option<(Arc<str>, Arc<str>)>,
+    ) -> Option<Arc<ActorMetrics>> {
+        let metrics = metrics.map(|(path, supervisor)| {
+            let cell: Weak<Cell<A>> = Arc::downgrade(self.me.cell());
+            crate::metrics::register_actor(path, supervisor, cell)
+        });
+        self.me.cell().adopt(Adoption {
+            events,
+            metrics: metrics.clone(),
+        });
         metrics
     }
 }
@@ -866,16 +874,15 @@ impl Handler<AddChild> for Supervisor {
             child.runner.close_for_good();
             return Err(AskError::Stopped);
         }
-        if let Some(bus) = &self.events {
-            child
-                .runner
-                .observe(Arc::from(child.name.as_str()), bus.clone());
-        }
-        if crate::metrics::enabled() {
+        let events = self
+            .events
+            .as_ref()
+            .map(|bus| (Arc::from(child.name.as_str()), bus.clone()));
+        let metrics = crate::metrics::enabled().then(|| {
             let me = self.own_metrics(ctx).path().clone();
-            let path = Arc::from(format!("{me}/{}", child.name));
-            child.metrics = Some(child.runner.record_metrics(path, me));
-        }
+            (Arc::from(format!("{me}/{}", child.name)), me)
+        });
+        child.metrics = child.runner.adopt(events, metrics);
         Self::start_child(&mut child, ctx);
         self.children.push(child);
         Ok(())
