@@ -21,16 +21,3 @@ compile_error!(
      proc-daemon runs its actors on tokio. Remove the feature; it is tracked in the \
      README's feature table."
 );
-
-#[cfg(feature = "scheduler-hints")]
-compile_error!(
-    "the `scheduler-hints` feature is not built yet: `proc_daemon::scheduler` does not \
-     exist in this version."
-);
-
-#[cfg(feature = "lockfree-coordination")]
-compile_error!(
-    "the `lockfree-coordination` feature is not built yet: `proc_daemon::coord` (the channel \
-     facade) does not exist in this version. The subsystem event ring needs no flag: \
-     `proc_daemon::SubsystemManager` is always available."
-);

@@ -43,6 +43,7 @@
 mod features;
 
 pub mod config;
+pub mod coord;
 pub mod daemon;
 pub mod error;
 pub mod exit;
@@ -60,6 +61,8 @@ mod regular_file;
 pub mod reload;
 #[cfg(feature = "metrics")]
 pub mod resources;
+#[cfg(feature = "scheduler-hints")]
+pub mod scheduler;
 pub mod shutdown;
 pub mod signal;
 pub mod subsystem;

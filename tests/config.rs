@@ -140,6 +140,7 @@ thread_pinning = true
 memory_pool_size = 0
 numa_aware = true
 lock_free = false
+process_priority = 10
 
 [monitoring]
 enable_metrics = true
@@ -180,6 +181,7 @@ http_listen = "[::1]:9464"
     assert_eq!(config.performance.memory_pool_size, 0);
     assert!(config.performance.numa_aware);
     assert!(!config.performance.lock_free);
+    assert_eq!(config.performance.process_priority, Some(10));
     assert!(config.monitoring.enable_metrics);
     assert_eq!(config.monitoring.metrics_interval_ms, 250);
     assert!(config.monitoring.track_resources);

@@ -69,8 +69,8 @@ fn prints_every_value_of_the_reference_file_with_its_source() {
         "{timeout}"
     );
     assert!(line_for(&stdout, "pid_file").contains("default"));
-    // 24 keys, one line each, plus the header.
-    assert_eq!(stdout.lines().count(), 25, "{stdout}");
+    // 25 keys, one line each, plus the header.
+    assert_eq!(stdout.lines().count(), 26, "{stdout}");
 }
 
 #[test]

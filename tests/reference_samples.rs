@@ -373,3 +373,80 @@ fn profiling_samples() -> proc_daemon::Result<()> {
     }
     Ok(())
 }
+
+// ---- "Coordination & Events", "High-Resolution Timing", "Scheduler Hints" --
+
+#[test]
+fn channel_facade_sample() {
+    use proc_daemon::coord::chan;
+
+    let (tx, rx) = chan::unbounded::<String>();
+    tx.send("hello".into()).ok();
+
+    // Non-blocking receive
+    let mut got = None;
+    if let Ok(msg) = chan::try_recv(&rx) {
+        println!("Got: {}", msg);
+        got = Some(msg);
+    }
+    assert_eq!(got.as_deref(), Some("hello"));
+}
+
+#[test]
+fn subsystem_events_sample() {
+    #[cfg(feature = "lockfree-coordination")]
+    {
+        use proc_daemon::SubsystemManager;
+
+        let manager = SubsystemManager::new();
+        manager.enable_events();
+
+        // Poll events without blocking
+        if let Some(ev) = manager.try_next_event() {
+            match ev {
+                proc_daemon::subsystem::SubsystemEvent::StateChanged {
+                    id,
+                    name,
+                    state,
+                    at,
+                } => {
+                    println!("[{:?}] {} -> {:?}", at, name, state);
+                    let _ = id;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn high_resolution_timing_sample() {
+    #[cfg(feature = "high-res-timing")]
+    {
+        use proc_daemon::timing;
+
+        let t0 = timing::now();
+        // ... do work ...
+        let t1 = timing::now();
+        let elapsed = t1.duration_since(t0);
+
+        println!("Elapsed: {} nanoseconds", elapsed.as_nanos());
+    }
+}
+
+#[test]
+fn scheduler_hints_sample() -> proc_daemon::Result<()> {
+    #[cfg(feature = "scheduler-hints")]
+    {
+        use proc_daemon::Config;
+        use proc_daemon::scheduler;
+
+        let config = Config::new()?;
+
+        // Apply process-level hints (best-effort)
+        scheduler::apply_process_hints(&config);
+
+        // Apply runtime-level hints (currently noop)
+        scheduler::apply_runtime_hints();
+    }
+    Ok(())
+}

@@ -292,6 +292,10 @@ async fn every_restart_key_keeps_its_running_value() {
             "[performance]\nlock_free = false".to_owned(),
         ),
         (
+            "performance.process_priority",
+            "[performance]\nprocess_priority = 3".to_owned(),
+        ),
+        (
             "monitoring.enable_metrics",
             "[monitoring]\nenable_metrics = true".to_owned(),
         ),

@@ -288,6 +288,12 @@ impl ConfigBuilder {
         health_check_interval => "monitoring.health_check_interval_ms", monitoring.health_check_interval_ms
     );
     setter!(
+        /// `performance.process_priority`: the nice value every thread of
+        /// the process gets at start, -20 to 19 (feature
+        /// `scheduler-hints`).
+        process_priority(i32) => "performance.process_priority", performance.process_priority
+    );
+    setter!(
         /// `monitoring.http_listen`: serve `/metrics`, `/livez` and
         /// `/readyz` on this address (feature `metrics`).
         http_listen(std::net::SocketAddr) => "monitoring.http_listen", monitoring.http_listen

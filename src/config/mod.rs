@@ -194,6 +194,11 @@ pub struct PerformanceConfig {
     /// `lock_free`: lock-free mailboxes; `false` selects mutex-backed ones,
     /// kept as a reference for debugging. Default `true`.
     pub lock_free: bool,
+    /// `process_priority`: the nice value every thread of the process
+    /// gets at start, -20 (first) to 19 (last); a value below the current
+    /// one needs `CAP_SYS_NICE` (feature `scheduler-hints`; see
+    /// `proc_daemon::scheduler`). Default: unset, left as it is.
+    pub process_priority: Option<i32>,
 }
 
 impl PerformanceConfig {
@@ -354,6 +359,7 @@ impl Default for Config {
                 memory_pool_size: 1024 * 1024,
                 numa_aware: false,
                 lock_free: true,
+                process_priority: None,
             },
             monitoring: MonitoringConfig {
                 enable_metrics: false,

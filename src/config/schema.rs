@@ -250,6 +250,40 @@ impl ConfigValue for Option<PathBuf> {
     }
 }
 
+impl ConfigValue for Option<i32> {
+    const EXPECTED: &'static str = "an integer";
+
+    fn parse_env(raw: &str) -> Result<Self, ValueError> {
+        raw.trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ValueError::Invalid(format!("is not an integer ({raw:?})")))
+    }
+
+    #[cfg(feature = "toml")]
+    fn from_toml(value: &toml::de::DeValue<'_>) -> Result<Self, ValueError> {
+        match value {
+            toml::de::DeValue::Integer(int) => {
+                let wide = i128::from_str_radix(int.as_str(), int.radix())
+                    .map_err(|_| ValueError::WrongType(describe_toml(value)))?;
+                i32::try_from(wide)
+                    .map(Some)
+                    .map_err(|_| ValueError::Invalid(format!("is out of range ({wide})")))
+            }
+            other => Err(ValueError::WrongType(describe_toml(other))),
+        }
+    }
+
+    #[cfg(feature = "toml")]
+    fn to_toml(&self) -> Option<toml::Value> {
+        self.map(|n| toml::Value::Integer(i64::from(n)))
+    }
+
+    fn render(&self) -> Option<String> {
+        self.map(|n| n.to_string())
+    }
+}
+
 impl ConfigValue for Option<std::net::SocketAddr> {
     const EXPECTED: &'static str =
         "an IP address and port, such as \"127.0.0.1:9090\" or \"[::1]:9090\"";
@@ -355,6 +389,7 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("performance.memory_pool_size", doc = "Bytes pre-allocated for per-message allocations; 0 turns the pool off.", usize => performance.memory_pool_size),
     field!("performance.numa_aware", doc = "Place new actors on the spawner's NUMA node.", bool => performance.numa_aware),
     field!("performance.lock_free", doc = "Lock-free mailboxes; false selects mutex-backed ones.", bool => performance.lock_free),
+    field!("performance.process_priority", doc = "Nice value of every thread at start, -20 to 19 (feature `scheduler-hints`).", Option<i32> => performance.process_priority),
     field!("monitoring.enable_metrics", doc = "Collect metrics.", bool => monitoring.enable_metrics),
     field!("monitoring.metrics_interval_ms", doc = "How often metrics are sampled.", u64 => monitoring.metrics_interval_ms),
     field!("monitoring.track_resources", doc = "Track CPU, memory and threads of the process.", bool => monitoring.track_resources),

@@ -105,6 +105,15 @@ pub(crate) fn validate(config: &Config, sources: &[Source]) -> Result<()> {
         ));
     }
 
+    if let Some(priority) = performance.process_priority
+        && !(-20..=19).contains(&priority)
+    {
+        return Err(invalid(
+            "performance.process_priority",
+            "must be a nice value from -20 (scheduled first) to 19 (last)",
+        ));
+    }
+
     let not_longer = |earlier: (&str, u64), later: (&str, u64), reason: &str| {
         if earlier.1 <= later.1 {
             return Ok(());

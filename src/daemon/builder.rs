@@ -142,6 +142,12 @@ impl DaemonBuilder {
         let executor = start_executor(&config)?;
         #[cfg(feature = "metrics")]
         crate::metrics::set_worker_count(executor.worker_count());
+        #[cfg(feature = "scheduler-hints")]
+        {
+            crate::scheduler::register_executor(&executor);
+            // After the executor, so that its workers get the value too.
+            crate::scheduler::apply_process_hints(&config);
+        }
         let config = Arc::new(config);
         let kill = Arc::new(KillSwitch::start(pid_file.as_ref())?);
         let snapshot = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
@@ -448,7 +454,7 @@ struct InertKey {
 /// Every [`InertKey`]. Each one switched on is named in a warning at
 /// start, so that nobody believes it works. The issues that build them
 /// remove their entry here.
-const INERT_KEYS: [InertKey; 3] = [
+const INERT_KEYS: [InertKey; 4] = [
     InertKey {
         key: "hot_reload",
         is_on: |config| config.hot_reload && cfg!(not(feature = "config-watch")),
@@ -458,6 +464,13 @@ const INERT_KEYS: [InertKey; 3] = [
         key: "monitoring.enable_metrics",
         is_on: |config| config.monitoring.enable_metrics && cfg!(not(feature = "metrics")),
         missing: "this build has no metrics (the `metrics` feature): nothing is collected",
+    },
+    InertKey {
+        key: "performance.process_priority",
+        is_on: |config| {
+            config.performance.process_priority.is_some() && cfg!(not(feature = "scheduler-hints"))
+        },
+        missing: "this build has no scheduler hints (the `scheduler-hints` feature): the nice value stays as it is",
     },
     InertKey {
         key: "monitoring.track_resources",
@@ -475,7 +488,8 @@ fn warn_about_inert_keys(config: &Config) {
     } in INERT_KEYS
     {
         if is_on(config) {
-            tracing::warn!(key, "{key} = true has no effect: {missing}");
+            let value = crate::config::render_key(config, key);
+            tracing::warn!(key, "{key} = {value} has no effect: {missing}");
         }
     }
 }

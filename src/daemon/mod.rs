@@ -161,6 +161,8 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        #[cfg(feature = "scheduler-hints")]
+        crate::scheduler::unregister_executor(&self.executor);
         if !self.run_called.load(Ordering::Acquire) {
             // The last handle is gone and `run` was never called, so nothing
             // will ever wait for this daemon: stop it as `Daemon::shutdown`
@@ -327,6 +329,8 @@ impl Daemon {
         // Now it does not block on the workers: they have exited, or the
         // wait is past its deadline.
         let executor_report = drain.wait().ok();
+        #[cfg(feature = "scheduler-hints")]
+        crate::scheduler::unregister_executor(&executor);
         let aborted_tasks = executor_report.as_ref().map_or(0, |r| r.aborted_tasks);
         if aborted_tasks > 0 {
             tracing::warn!(
@@ -600,6 +604,8 @@ impl Daemon {
 
     /// Tears down a daemon whose start failed part-way.
     fn abandon(&self) {
+        #[cfg(feature = "scheduler-hints")]
+        crate::scheduler::unregister_executor(&self.inner.executor);
         for listener in lock(&self.inner.signal_listeners).drain(..) {
             listener.abort();
         }

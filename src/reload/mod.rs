@@ -52,6 +52,7 @@ pub const RESTART_KEYS: &[&str] = &[
     "performance.memory_pool_size",
     "performance.numa_aware",
     "performance.lock_free",
+    "performance.process_priority",
     "monitoring.enable_metrics",
     "monitoring.http_listen",
 ];

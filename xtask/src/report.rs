@@ -12,7 +12,7 @@ use crate::results::{Results, number};
 use crate::stamp::Stamp;
 
 /// The generated sections, in the order they are run and rendered.
-pub(crate) const SECTIONS: [&str; 14] = [
+pub(crate) const SECTIONS: [&str; 15] = [
     "config_load",
     "mailbox",
     "executor",
@@ -26,6 +26,7 @@ pub(crate) const SECTIONS: [&str; 14] = [
     "reload",
     "metrics",
     "monitoring",
+    "chan",
     "targets",
 ];
 
@@ -103,7 +104,7 @@ fn benches_of(section: &'static str) -> Vec<Bench> {
         )]),
     };
     match section {
-        "config_load" | "mailbox" | "executor" | "actors" | "metrics" => {
+        "config_load" | "mailbox" | "executor" | "actors" | "metrics" | "chan" => {
             vec![criterion(section)]
         }
         "monitoring" => vec![Bench {
@@ -199,10 +200,10 @@ impl Runner<'_> {
         // The monitoring benches need proc-daemon's `metrics` feature,
         // which the benches crate turns on only when asked (its
         // Cargo.toml says why).
-        let features: &[&str] = if matches!(bench.name, "metrics" | "monitoring") {
-            &["--features", "metrics"]
-        } else {
-            &[]
+        let features: &[&str] = match bench.name {
+            "metrics" | "monitoring" => &["--features", "metrics"],
+            "chan" => &["--features", "coord"],
+            _ => &[],
         };
         let mut base = vec!["bench", "-p", "proc-daemon-benches", "--bench", bench.name];
         base.extend_from_slice(features);
@@ -304,6 +305,7 @@ pub(crate) fn render(section: &str, results: &Results, stamp: &Stamp) -> Result<
         "reload" => reload(results)?,
         "metrics" => metrics(results)?,
         "monitoring" => monitoring(results)?,
+        "chan" => chan(results)?,
         "targets" => targets(results)?,
         other => return Err(format!("unknown section {other}")),
     };
@@ -912,6 +914,43 @@ Target: with `enable_metrics` on, `tell` is at most 5% slower: {} ({}).
     ))
 }
 
+fn chan(results: &Results) -> Result<String, String> {
+    let mut rows = Vec::new();
+    for (group, what) in [
+        (
+            "chan_spsc",
+            "1 producer thread, 1 consumer (`try_recv`, yielding when empty)",
+        ),
+        ("chan_mpmc", "2 producer threads, 2 consumer threads"),
+    ] {
+        let locked = results.ns(&format!("{group}/locked"))?;
+        let lockfree = results.ns(&format!("{group}/lockfree"))?;
+        let crossbeam = results.ns(&format!("{group}/crossbeam-channel"))?;
+        rows.push(vec![
+            what.to_owned(),
+            time(locked),
+            time(lockfree),
+            time(crossbeam),
+            format!("**{}**", ratio(crossbeam / lockfree)),
+            format!("**{}**", ratio(crossbeam / locked)),
+        ]);
+    }
+    Ok(format!(
+        "{}\nPer message, from the first send to the last receive; every side unbounded, receiving with `try_recv`.\n",
+        table(
+            &[
+                "row: what each side does",
+                "`coord::chan` locked (default)",
+                "`coord::chan` lock-free",
+                "crossbeam-channel 0.5",
+                "crossbeam ÷ lock-free",
+                "crossbeam ÷ locked"
+            ],
+            &rows
+        )
+    ))
+}
+
 fn monitoring(results: &Results) -> Result<String, String> {
     let json = results.json("monitoring")?;
     let actors = number(json, "/actors")?;
@@ -1155,7 +1194,7 @@ mod tests {
         for bench in &all {
             assert_eq!(all.iter().filter(|b| b.name == bench.name).count(), 1);
         }
-        assert_eq!(all.len(), 12, "one entry per bench of benches/");
+        assert_eq!(all.len(), 13, "one entry per bench of benches/");
     }
 
     #[test]

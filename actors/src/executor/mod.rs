@@ -474,6 +474,15 @@ struct NodeWorkers {
     next: AtomicUsize,
 }
 
+/// Two handles are equal when they are handles of the same executor.
+impl PartialEq for Executor {
+    fn eq(&self, other: &Executor) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Executor {}
+
 impl Executor {
     /// A builder with proc-daemon's `[performance]` defaults.
     pub fn builder() -> ExecutorBuilder {
