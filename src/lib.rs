@@ -80,6 +80,19 @@ pub use shutdown::{ShutdownHandle, ShutdownReason};
 pub use signal::SignalConfig;
 pub use subsystem::{Subsystem, SubsystemEvent, SubsystemManager, SubsystemState};
 
+/// async-std, the version this crate is tested with (feature `async-std`).
+///
+/// async-std is discontinued upstream; prefer tokio, on which the daemon's
+/// own executor runs. What works, and is tested: a daemon started from
+/// `#[async_std::main]` or `async_std::task::block_on` (building and
+/// running a daemon needs no tokio context of the caller's), and
+/// async-std's I/O types inside subsystems (they are driven by async-std's
+/// own reactor thread, whichever executor polls them):
+/// `examples/async_std_tcp.rs` serves TCP with them and stops cleanly on
+/// SIGTERM.
+#[cfg(feature = "async-std")]
+pub use async_std;
+
 /// The actor runtime (crate `proc-daemon-actors`).
 pub use proc_daemon_actors as actors;
 /// The actor API, at the root as in `proc_daemon_actors`: what a program
