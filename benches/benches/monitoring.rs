@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use proc_daemon::prelude::*;
 use proc_daemon::resources::ResourceTracker;
-use proc_daemon_benches::{arg_or, write_json_results};
+use proc_daemon_benches::{arg_or, percentile, write_json_results};
 
 #[path = "../../tests/fixtures/counter.rs"]
 mod counter;
@@ -35,11 +35,6 @@ fn thread_cpu_time() -> Duration {
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index]
 }
 
 fn main() {
@@ -81,23 +76,23 @@ fn main() {
     for _ in 0..scrapes {
         let began = Instant::now();
         let response = http::get(addr, "/metrics");
-        times.push(began.elapsed().as_secs_f64() * 1e3);
+        times.push(began.elapsed());
         assert_eq!(response.status, 200);
         bytes = response.body.len();
     }
-    times.sort_by(f64::total_cmp);
-    let scrape_median_ms = percentile(&times, 0.5);
-    let scrape_p90_ms = percentile(&times, 0.9);
+    times.sort();
+    let scrape_median_ms = percentile(&times, 0.5).as_secs_f64() * 1e3;
+    let scrape_p90_ms = percentile(&times, 0.9).as_secs_f64() * 1e3;
 
     let tracker = ResourceTracker::new();
     let mut costs = Vec::with_capacity(samples);
     for _ in 0..samples {
         let before = thread_cpu_time();
         tracker.sample();
-        costs.push((thread_cpu_time() - before).as_secs_f64() * 1e6);
+        costs.push(thread_cpu_time() - before);
     }
-    costs.sort_by(f64::total_cmp);
-    let sample_median_us = percentile(&costs, 0.5);
+    costs.sort();
+    let sample_median_us = percentile(&costs, 0.5).as_secs_f64() * 1e6;
     let overhead_percent_at_1s = sample_median_us / 1e6 * 100.0;
 
     println!(

@@ -234,9 +234,13 @@ fn prepare_process(config: &Config) -> Result<()> {
     crate::logging::init(&config.logging)?;
     warn_about_inert_keys(config);
     #[cfg(feature = "metrics")]
-    if config.monitoring.enable_metrics {
-        proc_daemon_actors::metrics::set_enabled(true);
-        crate::metrics::install_facade_recorder();
+    {
+        // As this daemon's config says, whatever an earlier daemon of the
+        // process set.
+        proc_daemon_actors::metrics::set_enabled(config.monitoring.enable_metrics);
+        if config.monitoring.enable_metrics {
+            crate::metrics::install_facade_recorder();
+        }
     }
     install_message_pool(config.performance.memory_pool_size)
 }

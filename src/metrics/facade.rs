@@ -15,7 +15,7 @@ use metrics::{
 use proc_daemon_actors::metrics::Histogram as Buckets;
 
 use super::names::{counter_name, gauge_name, histogram_name};
-use super::registry::global;
+use super::registry::{CowMap, global};
 
 /// The recorder. See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,6 +27,22 @@ impl HistogramFn for FacadeHistogram {
     fn record(&self, value: f64) {
         self.0.record_value(value);
     }
+}
+
+/// The handles given out so far, by the key the program named: the
+/// macros register on every call (`counter!("x").increment(1)`), so a
+/// second call with a key is one lock-free lookup, not a renaming, an
+/// allocation and a registry lookup.
+#[derive(Default)]
+struct Handles {
+    counters: CowMap<Key, Counter>,
+    gauges: CowMap<Key, Gauge>,
+    histograms: CowMap<Key, Histogram>,
+}
+
+fn handles() -> &'static Handles {
+    static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
+    HANDLES.get_or_init(Handles::default)
 }
 
 /// The key under the name the registry exports it as.
@@ -52,18 +68,30 @@ impl Recorder for FacadeRecorder {
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        let key = renamed(key, counter_name(key.name()));
-        Counter::from_arc(global().counter(&key))
+        handles().counters.get(key).unwrap_or_else(|| {
+            handles().counters.get_or_insert_with(key.clone(), || {
+                let exported = renamed(key, counter_name(key.name()));
+                Counter::from_arc(global().counter(&exported))
+            })
+        })
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        let key = renamed(key, gauge_name(key.name()));
-        Gauge::from_arc(global().gauge(&key))
+        handles().gauges.get(key).unwrap_or_else(|| {
+            handles().gauges.get_or_insert_with(key.clone(), || {
+                let exported = renamed(key, gauge_name(key.name()));
+                Gauge::from_arc(global().gauge(&exported))
+            })
+        })
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        let key = renamed(key, histogram_name(key.name()));
-        Histogram::from_arc(Arc::new(FacadeHistogram(global().histogram(&key))))
+        handles().histograms.get(key).unwrap_or_else(|| {
+            handles().histograms.get_or_insert_with(key.clone(), || {
+                let exported = renamed(key, histogram_name(key.name()));
+                Histogram::from_arc(Arc::new(FacadeHistogram(global().histogram(&exported))))
+            })
+        })
     }
 }
 

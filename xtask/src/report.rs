@@ -828,7 +828,7 @@ struct Signed(f64);
 
 impl std::fmt::Display for Signed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:+.1}", self.0)
+        write!(f, "{:+.1}%", self.0)
     }
 }
 
@@ -842,7 +842,7 @@ fn metrics(results: &Results) -> Result<String, String> {
         ),
         (
             "counter_by_name",
-            "counter +1 naming the series: `MetricsCollector::increment_counter` / `metrics::counter!` with the exporter as recorder",
+            "counter +1 naming the series: `metrics::counter!(..).increment(1)`, each side's recorder as the local recorder",
             false,
         ),
         (
@@ -852,7 +852,7 @@ fn metrics(results: &Results) -> Result<String, String> {
         ),
         (
             "histogram_by_name",
-            "one duration naming the series: `MetricsCollector::record_histogram` / `metrics::histogram!`",
+            "one duration naming the series: `metrics::histogram!(..).record(..)`",
             false,
         ),
     ] {
@@ -869,6 +869,25 @@ fn metrics(results: &Results) -> Result<String, String> {
             time(theirs),
             floor,
             format!("**{}**", ratio(theirs / ours)),
+        ]);
+    }
+    for (group, what) in [
+        (
+            "counter_by_name",
+            "counter +1 through the reference's `MetricsCollector::increment_counter(name, 1)`",
+        ),
+        (
+            "histogram_by_name",
+            "one duration through `MetricsCollector::record_histogram(name, d)`",
+        ),
+    ] {
+        let ours = results.ns(&format!("{group}/proc-daemon-collector"))?;
+        rows.push(vec![
+            what.to_owned(),
+            time(ours),
+            "— (no such API)".to_owned(),
+            "—".to_owned(),
+            "—".to_owned(),
         ]);
     }
     let off = results.ns("tell_metrics/off")?;
