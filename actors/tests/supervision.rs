@@ -1185,3 +1185,125 @@ fn recorded_children_count_messages_latency_restarts_dead_letters_and_escalation
     });
     shut_down(executor);
 }
+
+#[test]
+fn a_restart_on_request_restarts_only_that_child_even_under_one_for_all() {
+    let (executor, root, log) = tree(Strategy::OneForAll);
+    let (a_starts, a) = Worker::factory("a", &log);
+    let (b_starts, b) = Worker::factory("b", &log);
+    run(&executor, {
+        let root = root.clone();
+        async move {
+            let a = root.child("a", a).spawn().await.unwrap();
+            let b = root.child("b", b).spawn().await.unwrap();
+            b.ask(Do::Count).await.unwrap();
+            root.restart_child("b").await.unwrap().unwrap();
+            until_started(&b_starts, 2).await;
+            // The same reference reaches the new incarnation, whose state
+            // is fresh.
+            assert_eq!(b.ask(Do::Count).await.unwrap(), 1);
+            assert_eq!(a.ask(Do::Count).await.unwrap(), 1);
+            assert_eq!(a_starts.load(Ordering::SeqCst), 1, "a was left alone");
+            let children = root.children().await.unwrap();
+            let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["a", "b"]);
+            assert_eq!(children[0].restarts, 0);
+            assert_eq!(children[1].restarts, 1);
+            assert_eq!(children[1].id, b.id());
+            assert_eq!(children[1].state, ActorState::Running);
+            assert!(children[1].uptime.unwrap() <= children[0].uptime.unwrap());
+            assert!(children.iter().all(|c| c.supervisor.is_none()));
+            root.stop();
+            until_stopped(&root).await;
+        }
+    });
+    shut_down(executor);
+}
+
+#[test]
+fn a_restart_on_request_is_refused_past_the_intensity_or_for_a_stopped_child() {
+    use proc_daemon_actors::supervision::RestartRefused;
+    let executor = executor();
+    let root = Supervisor::builder()
+        .intensity(2, Duration::from_secs(60))
+        .spawn(&executor);
+    let log = Log::default();
+    let (_, w) = Worker::factory("w", &log);
+    let (_, done) = Worker::factory("done", &log);
+    run(&executor, {
+        let root = root.clone();
+        async move {
+            root.child("w", w).spawn().await.unwrap();
+            let done = root
+                .child("done", done)
+                .restart(RestartPolicy::Never)
+                .spawn()
+                .await
+                .unwrap();
+            let _ = done.ask(Do::Complete).await;
+            until_stopped(&done).await;
+            let refused = root.restart_child("done").await.unwrap().unwrap_err();
+            assert!(
+                matches!(refused, RestartRefused::StoppedForGood { .. }),
+                "{refused}"
+            );
+            let unknown = root.restart_child("nobody").await.unwrap().unwrap_err();
+            assert_eq!(
+                unknown.to_string(),
+                "no child is named `nobody`; the children are: w, done"
+            );
+            root.restart_child("w").await.unwrap().unwrap();
+            root.restart_child("w").await.unwrap().unwrap();
+            // A third within the window would exceed 2: refused, and the
+            // supervisor does not give up.
+            let refused = root.restart_child("w").await.unwrap().unwrap_err();
+            assert!(
+                matches!(
+                    refused,
+                    RestartRefused::IntensityExceeded {
+                        max_restarts: 2,
+                        ..
+                    }
+                ),
+                "{refused}"
+            );
+            assert_eq!(root.state(), ActorState::Running);
+            let children = root.children().await.unwrap();
+            assert_eq!(children[0].restarts, 2);
+            assert_eq!(children[1].state, ActorState::Stopped);
+            assert_eq!(children[1].uptime, None);
+            root.stop();
+            until_stopped(&root).await;
+        }
+    });
+    shut_down(executor);
+}
+
+#[test]
+fn children_shows_a_nested_supervisor_to_walk_into() {
+    let (executor, root, log) = tree(Strategy::OneForOne);
+    let (_, leaf) = Worker::factory("leaf", &log);
+    run(&executor, {
+        let root = root.clone();
+        async move {
+            let pool = root
+                .child("pool", || Supervisor::builder().build())
+                .spawn()
+                .await
+                .unwrap();
+            pool.child("leaf", leaf).spawn().await.unwrap();
+            let children = root.children().await.unwrap();
+            let nested = children[0]
+                .supervisor
+                .clone()
+                .expect("pool is a supervisor");
+            assert_eq!(nested.id(), pool.id());
+            let grandchildren = nested.children().await.unwrap();
+            assert_eq!(grandchildren[0].name, "leaf");
+            nested.restart_child("leaf").await.unwrap().unwrap();
+            root.stop();
+            until_stopped(&root).await;
+        }
+    });
+    shut_down(executor);
+}

@@ -95,8 +95,10 @@ use crate::system::SystemMsg;
 
 pub(crate) mod drain;
 mod health;
+mod inspect;
 pub use drain::DrainReport;
 pub use health::HealthSchedule;
+pub use inspect::{ChildSnapshot, RestartRefused};
 
 /// When a child is restarted. See the module docs for the OTP meanings.
 #[derive(Debug, Clone, PartialEq)]
@@ -455,6 +457,8 @@ struct Child {
     restart_timer: Option<JoinHandle<()>>,
     /// Its runtime metrics, when recording was on as it was added.
     metrics: Option<Arc<ActorMetrics>>,
+    /// Restarts so far, for [`ActorRef::children`].
+    restarts: u64,
 }
 
 impl Child {
@@ -495,7 +499,7 @@ pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_HEALTH_CHECK_FAILURES: u32 = 3;
 
 /// What the supervisor needs from a child of any actor type.
-trait ChildRunner: Send {
+trait ChildRunner: inspect::Inspect + Send {
     /// Starts a new incarnation; when it ends, it reports [`ChildExited`]
     /// to `supervisor`, unless the supervisor ended it itself (through
     /// `end_incarnation` or `request_stop`) and so waits on its handle.
@@ -813,6 +817,7 @@ impl<'a, A: Actor> ChildBuilder<'a, A> {
             health_task: None,
             restart_timer: None,
             metrics: None,
+            restarts: 0,
         };
         self.supervisor.ask(AddChild(Some(child))).await??;
         Ok(me)
@@ -1069,6 +1074,25 @@ impl Supervisor {
 
     /// Records a restart; true if that makes too many within the window.
     fn intensity_exceeded(&mut self) -> bool {
+        self.forget_old_restarts();
+        self.restarts.push_back(TokioInstant::now());
+        self.restarts.len() > self.max_restarts as usize
+    }
+
+    /// Records a restart if it keeps within the intensity; false (and
+    /// nothing recorded) if it would exceed it. For restarts on request,
+    /// which are refused rather than made to give up.
+    fn try_count_restart(&mut self) -> bool {
+        self.forget_old_restarts();
+        if self.restarts.len() >= self.max_restarts as usize {
+            return false;
+        }
+        self.restarts.push_back(TokioInstant::now());
+        true
+    }
+
+    /// Drops the restarts that have left the intensity's window.
+    fn forget_old_restarts(&mut self) {
         let now = TokioInstant::now();
         while self
             .restarts
@@ -1077,8 +1101,6 @@ impl Supervisor {
         {
             self.restarts.pop_front();
         }
-        self.restarts.push_back(now);
-        self.restarts.len() > self.max_restarts as usize
     }
 
     /// Starts child `index` again, now or after its backoff delay.
@@ -1112,6 +1134,7 @@ impl Supervisor {
             _ => Duration::ZERO,
         };
         child.runner.mark_restarting();
+        child.restarts += 1;
         if let Some(metrics) = &child.metrics {
             metrics.count_restart();
         }
