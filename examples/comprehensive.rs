@@ -5,7 +5,12 @@
 //! cargo run --example comprehensive                      # embedded defaults
 //! cargo run --example comprehensive -- examples/daemon.toml
 //! DAEMON_LOGGING_LEVEL=debug cargo run --example comprehensive
+//! DAEMON_CONTROL_SOCKET=/tmp/demo.sock cargo run --example comprehensive
 //! ```
+//!
+//! With a control socket, `cargo run --features ctl --bin proc-daemon-ctl --
+//! --socket /tmp/demo.sock status` shows the tree below, and `restart
+//! root/stats`, `events`, `reload`, `log-level debug` and `stop` act on it.
 //!
 //! What runs:
 //!
@@ -217,5 +222,12 @@ async fn run() -> Result<proc_daemon::DaemonExit> {
         daemon.config().name,
         std::process::id()
     );
+    if let Some(socket) = daemon.control_socket() {
+        println!(
+            "control socket at {}: try `proc-daemon-ctl --socket {} status`",
+            socket.display(),
+            socket.display()
+        );
+    }
     daemon.run().await
 }

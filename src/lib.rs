@@ -47,6 +47,7 @@ pub mod coord;
 pub mod daemon;
 pub mod error;
 pub mod exit;
+pub mod ipc;
 mod kill_stage;
 mod lock;
 mod logging;

@@ -220,6 +220,37 @@ pub(crate) fn apply_live(logging: &LoggingConfig) -> bool {
     level && output
 }
 
+/// The level from the control socket (`log-level`), while it is in
+/// effect instead of `logging.level`.
+static LEVEL_OVERRIDE: Mutex<Option<LogLevel>> = Mutex::new(None);
+
+/// Sets the level of the running subscriber to `level` until the next
+/// reload, which puts `logging.level` back ([`take_level_override`]).
+/// Returns `false`, changing nothing, when the daemon did not install the
+/// subscriber.
+pub(crate) fn override_level(level: LogLevel) -> bool {
+    let Some(live) = LIVE.get() else {
+        return false;
+    };
+    let mut slot = crate::lock::lock(&LEVEL_OVERRIDE);
+    let applied = live.level.reload(level_filter(level)).is_ok();
+    if applied {
+        *slot = Some(level);
+    }
+    applied
+}
+
+/// The level set by [`override_level`], while it is in effect.
+pub(crate) fn current_override() -> Option<LogLevel> {
+    *crate::lock::lock(&LEVEL_OVERRIDE)
+}
+
+/// Whether a `log-level` override was in effect; clears it. A reload that
+/// sees one applies `logging.level` again, changed or not.
+pub(crate) fn take_level_override() -> bool {
+    crate::lock::lock(&LEVEL_OVERRIDE).take().is_some()
+}
+
 /// Writes every queued file line and stops the file writer's thread.
 /// Lines logged after this are not written to the file.
 pub(crate) fn flush() {

@@ -298,6 +298,11 @@ impl ConfigBuilder {
         /// `/readyz` on this address (feature `metrics`).
         http_listen(std::net::SocketAddr) => "monitoring.http_listen", monitoring.http_listen
     );
+    setter!(
+        /// `control.socket`: the Unix control socket that `proc-daemon-ctl`
+        /// talks to; a relative path is resolved against `work_dir`.
+        control_socket(path) => "control.socket", control.socket
+    );
 
     /// Merges the layers and validates the result.
     ///

@@ -243,6 +243,17 @@ pub struct MonitoringConfig {
     pub http_listen: Option<std::net::SocketAddr>,
 }
 
+/// The `[control]` section: the control socket (see `crate::ipc` and
+/// docs/operations.md, "The control socket").
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ControlConfig {
+    /// `socket`: the path of the Unix control socket that
+    /// `proc-daemon-ctl` talks to; a relative path is resolved against
+    /// `work_dir`. Default: unset, no socket.
+    pub socket: Option<std::path::PathBuf>,
+}
+
 /// The daemon's configuration.
 ///
 /// Build one with [`Config::builder`], [`Config::new`] (defaults and the
@@ -273,6 +284,8 @@ pub struct Config {
     pub performance: PerformanceConfig,
     /// `[monitoring]`.
     pub monitoring: MonitoringConfig,
+    /// `[control]`.
+    pub control: ControlConfig,
     /// How it was made, for a reload (see `layers.rs`).
     pub(crate) layers: layers::Layers,
 }
@@ -369,6 +382,7 @@ impl Default for Config {
                 health_check_interval_ms: 5000,
                 http_listen: None,
             },
+            control: ControlConfig { socket: None },
             layers: layers::Layers::default(),
         }
     }

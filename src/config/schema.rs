@@ -367,7 +367,13 @@ macro_rules! field {
 }
 
 /// The sections of the file, in the order they are written.
-pub(crate) const SECTIONS: &[&str] = &["logging", "shutdown", "performance", "monitoring"];
+pub(crate) const SECTIONS: &[&str] = &[
+    "logging",
+    "shutdown",
+    "performance",
+    "monitoring",
+    "control",
+];
 
 /// Every key of the configuration, in the order `config_explain` prints them.
 pub(crate) static FIELDS: &[Field] = &[
@@ -396,6 +402,7 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("monitoring.health_checks", doc = "Run subsystems' health checks.", bool => monitoring.health_checks),
     field!("monitoring.health_check_interval_ms", doc = "How often health checks run.", u64 => monitoring.health_check_interval_ms),
     field!("monitoring.http_listen", doc = "Serve /metrics, /livez and /readyz on this address (feature `metrics`).", Option<std::net::SocketAddr> => monitoring.http_listen),
+    field!("control.socket", doc = "Unix control socket for proc-daemon-ctl; relative to work_dir.", Option<PathBuf> => control.socket),
 ];
 
 /// The index of a field in [`FIELDS`], by its canonical key.

@@ -138,6 +138,8 @@ impl DaemonBuilder {
             None => None,
         };
         let monitor_listener = bind_monitoring(&config)?;
+        // Removed again (the guard's drop) if the start fails further on.
+        let (control_listener, control_file) = crate::ipc::bind(&config)?.unzip();
         enter_work_dir(&config)?;
         let executor = start_executor(&config)?;
         #[cfg(feature = "metrics")]
@@ -183,12 +185,13 @@ impl DaemonBuilder {
                 finish: root.finish,
                 run_called: AtomicBool::new(false),
                 pid_file: Mutex::new(pid_file),
+                control_path: control_file.as_ref().map(|file| file.path().to_owned()),
+                control_file: Mutex::new(control_file),
                 signal_listeners: root.signal_listeners,
                 kill,
                 manager,
                 #[cfg(feature = "config-watch")]
                 watch: Mutex::new(None),
-                #[cfg(feature = "metrics")]
                 started_at: std::time::Instant::now(),
                 #[cfg(feature = "metrics")]
                 monitoring_addr: monitor_listener
@@ -204,6 +207,7 @@ impl DaemonBuilder {
         let started = listeners.and_then(|listeners| {
             *lock(&daemon.inner.signal_listeners) = listeners;
             daemon.start_monitoring(monitor_listener)?;
+            daemon.start_control(control_listener)?;
             daemon.start_subsystems(subsystems)?;
             #[cfg(feature = "config-watch")]
             daemon.start_watch()?;

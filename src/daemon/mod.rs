@@ -138,6 +138,10 @@ struct Inner {
     finish: Arc<FinishRecord>,
     run_called: AtomicBool,
     pid_file: Mutex<Option<PidFile>>,
+    /// The control socket's file, removed when the daemon has stopped.
+    control_file: Mutex<Option<crate::ipc::socket::SocketFile>>,
+    /// Its path, for [`Daemon::control_socket`].
+    control_path: Option<std::path::PathBuf>,
     signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
     kill: Arc<KillSwitch>,
     manager: SubsystemManager,
@@ -147,9 +151,8 @@ struct Inner {
     /// Where the monitoring endpoint listens, if it does.
     #[cfg(feature = "metrics")]
     monitoring_addr: Option<std::net::SocketAddr>,
-    /// When the daemon was built: `proc_daemon_uptime_seconds` counts
-    /// from here.
-    #[cfg(feature = "metrics")]
+    /// When the daemon was built: `proc_daemon_uptime_seconds` and the
+    /// control socket's `status` count from here.
     started_at: std::time::Instant,
     /// What `/readyz` reads: the subsystems registered before start.
     #[cfg(feature = "metrics")]
@@ -242,19 +245,14 @@ impl Daemon {
     /// while a reload is being built is answered by the reload after it,
     /// which reads the file after the request. See [`crate::reload`].
     pub async fn reload(&self) -> ReloadOutcome {
-        let (reply, outcome) = tokio::sync::oneshot::channel();
-        if self
-            .inner
-            .actor
-            .try_tell(ReloadRequest {
-                trigger: "Daemon::reload",
-                reply: Some(reply),
-            })
-            .is_err()
-        {
-            return ReloadOutcome::ShuttingDown;
-        }
-        outcome.await.unwrap_or(ReloadOutcome::ShuttingDown)
+        request_reload(&self.inner.actor, "Daemon::reload").await
+    }
+
+    /// The control socket's path, if `control.socket` is set (made
+    /// absolute: a relative path is resolved against `work_dir`). See
+    /// [`crate::ipc`].
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        self.inner.control_path.as_deref()
     }
 
     /// Counts of reloads applied, failed and coalesced so far.
@@ -346,6 +344,7 @@ impl Daemon {
         #[cfg(feature = "config-watch")]
         drop(lock(&self.inner.watch).take());
         drop(lock(&self.inner.pid_file).take());
+        drop(lock(&self.inner.control_file).take());
         self.inner.kill.disarm();
 
         // What was cut names the same children whichever way the shutdown
@@ -466,6 +465,60 @@ impl Daemon {
             None => Ok(()),
             Some(never) => match never {},
         }
+    }
+
+    /// Starts the `control` child, which serves the control socket, when
+    /// `control.socket` is set: after `monitoring`, before the
+    /// subsystems, so that the staged shutdown stops it after them (see
+    /// `crate::ipc`).
+    fn start_control(&self, listener: Option<std::os::unix::net::UnixListener>) -> Result<()> {
+        let (Some(listener), Some(socket_path)) = (listener, self.inner.control_path.clone())
+        else {
+            return Ok(());
+        };
+        let actor = self.inner.actor.clone();
+        let hooks = Arc::new(crate::ipc::server::Hooks {
+            root: self.inner.root.clone(),
+            reload: Box::new(move || {
+                let actor = actor.clone();
+                Box::pin(async move { request_reload(&actor, "the control socket").await })
+            }),
+            shutdown: self.inner.shutdown.clone(),
+            events: self.inner.manager.bus().clone(),
+            snapshot: self.inner.snapshot.clone(),
+            started: self.inner.started_at,
+            socket_path: socket_path.clone(),
+        });
+        let listener = Arc::new(listener);
+        let factory = move || crate::ipc::server::ControlServer {
+            listener: listener.clone(),
+            hooks: hooks.clone(),
+            accepting: None,
+            closing: None,
+        };
+        let root = self.inner.root.clone();
+        let failed = |err: &dyn fmt::Display| {
+            Error::subsystem(
+                crate::ipc::server::CHILD_NAME,
+                format!("could not start: {err}"),
+            )
+        };
+        self.inner
+            .executor
+            .spawn(async move {
+                root.child(crate::ipc::server::CHILD_NAME, factory)
+                    .on_worker(CONTROL_WORKER)
+                    .restart(RestartPolicy::Always)
+                    .shutdown_timeout(std::time::Duration::from_secs(1))
+                    .spawn()
+                    .await
+                    .map(drop)
+            })
+            .join()
+            .map_err(|err| failed(&err))?
+            .map_err(|err| failed(&err))?;
+        tracing::info!(socket = %socket_path.display(), "control socket ready");
+        Ok(())
     }
 
     /// What `/metrics` reads besides the registries.
@@ -619,8 +672,25 @@ impl Daemon {
         #[cfg(feature = "config-watch")]
         drop(lock(&self.inner.watch).take());
         drop(lock(&self.inner.pid_file).take());
+        drop(lock(&self.inner.control_file).take());
         crate::logging::flush();
     }
+}
+
+/// Asks the root actor for a reload on behalf of `trigger` and waits for
+/// its outcome.
+async fn request_reload(actor: &ActorRef<DaemonActor>, trigger: &'static str) -> ReloadOutcome {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    if actor
+        .try_tell(ReloadRequest {
+            trigger,
+            reply: Some(reply),
+        })
+        .is_err()
+    {
+        return ReloadOutcome::ShuttingDown;
+    }
+    outcome.await.unwrap_or(ReloadOutcome::ShuttingDown)
 }
 
 fn mailbox_options(config: &Config) -> SpawnOptions {

@@ -363,7 +363,9 @@ impl DaemonActor {
         }
         self.reload.held = merged.needs_restart.iter().map(|(key, _)| *key).collect();
         let new = Arc::new(merged.config);
-        if merged.changed.iter().any(|key| key.starts_with("logging."))
+        // A `log-level` from the control socket lasts until this reload.
+        let overridden = crate::logging::take_level_override();
+        if (overridden || merged.changed.iter().any(|key| key.starts_with("logging.")))
             && !crate::logging::apply_live(&new.logging)
         {
             tracing::info!(

@@ -39,7 +39,8 @@ use crate::config::{Config, ConfigError, changed_keys, copy_key, render_key};
 ///   watcher (`hot_reload`) starts with the daemon;
 /// - the metrics endpoint (`monitoring.http_listen`) binds its address at
 ///   start, and whether a child's metrics are recorded
-///   (`monitoring.enable_metrics`) is decided as it is added.
+///   (`monitoring.enable_metrics`) is decided as it is added;
+/// - the control socket (`control.socket`) is bound at start.
 pub const RESTART_KEYS: &[&str] = &[
     "pid_file",
     "work_dir",
@@ -55,6 +56,7 @@ pub const RESTART_KEYS: &[&str] = &[
     "performance.process_priority",
     "monitoring.enable_metrics",
     "monitoring.http_listen",
+    "control.socket",
 ];
 
 /// Whether a reload applies `key` at once (every key not in
