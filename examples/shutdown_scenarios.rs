@@ -25,6 +25,9 @@
 //! - `--restart-storm`: adds `crasher`, which fails as soon as it starts;
 //! - `--panic-in-cleanup`: adds `fragile`, which panics in its cleanup,
 //!   after its handle is cancelled;
+//! - `--wedge-after-ms MS`: blocks the control worker (worker 0, where the
+//!   daemon's root actor runs) for an hour, MS after start: a wedged
+//!   daemon, which must stop petting systemd's watchdog;
 //! - `--config PATH`: load the configuration from this TOML file (and the
 //!   `DAEMON_*` variables) instead of the variables alone;
 //! - `--health-check`: every subsystem gets a health check that passes;
@@ -61,6 +64,7 @@ struct Options {
     no_free_realtime_signal: bool,
     panic_in_cleanup: bool,
     config: Option<String>,
+    wedge_after: Option<Duration>,
 }
 
 fn parse() -> std::result::Result<Options, String> {
@@ -77,6 +81,7 @@ fn parse() -> std::result::Result<Options, String> {
         no_free_realtime_signal: false,
         panic_in_cleanup: false,
         config: None,
+        wedge_after: None,
     };
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> std::result::Result<u64, String> {
@@ -100,6 +105,9 @@ fn parse() -> std::result::Result<Options, String> {
             "--pid-file" => options.pid_file = Some(args.next().ok_or("--pid-file needs a path")?),
             "--no-free-realtime-signal" => options.no_free_realtime_signal = true,
             "--panic-in-cleanup" => options.panic_in_cleanup = true,
+            "--wedge-after-ms" => {
+                options.wedge_after = Some(Duration::from_millis(number(&arg, args.next())?));
+            }
             "--config" => options.config = Some(args.next().ok_or("--config needs a path")?),
             other => return Err(format!("unknown option {other}")),
         }
@@ -239,6 +247,14 @@ async fn run(options: Options) -> Result<proc_daemon::DaemonExit> {
         builder = builder.with_pid_file(path);
     }
     let daemon = builder.build()?;
+    if let Some(after) = options.wedge_after {
+        let wedge = daemon.executor().spawn_on(0, async move {
+            tokio::time::sleep(after).await;
+            say("wedging the control worker");
+            std::thread::sleep(Duration::from_secs(3600));
+        });
+        drop(wedge.map_err(|err| Error::subsystem("wedge", err.to_string()))?);
+    }
     say(format!("ready pid={}", std::process::id()));
     let exit = daemon.run().await;
     if options.health_check {

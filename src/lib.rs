@@ -64,6 +64,7 @@ pub mod reload;
 pub mod resources;
 #[cfg(feature = "scheduler-hints")]
 pub mod scheduler;
+pub mod service;
 pub mod shutdown;
 pub mod signal;
 pub mod subsystem;

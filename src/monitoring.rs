@@ -61,20 +61,17 @@ pub(crate) const MAX_PROFILE_SECONDS: u64 = 60;
 /// How long `/livez` waits for the root actor's answer.
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Asks the root actor to answer: `/livez` sends it, because a root actor
-/// that does not answer cannot shut the daemon down either. (Defined here
-/// and handled in `daemon::root`, so that this module does not depend on
-/// the daemon's.)
-#[derive(Debug)]
-pub(crate) struct Ping;
+/// `/livez` pings the root actor, because a root actor that does not
+/// answer cannot shut the daemon down either. (Defined with the service
+/// manager's watchdog, which asks the same, and handled in `daemon::root`.)
+pub(crate) use crate::service::Ping;
 
 /// Sends a [`Ping`] to the root actor; resolves to whether it answered.
 pub(crate) type PingRoot = Box<
     dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
 >;
 
-/// Reads one actor's state.
-pub(crate) type StateOf = Box<dyn Fn() -> ActorState + Send + Sync>;
+pub(crate) use crate::service::StateOf;
 
 /// What the probes and `/metrics` read.
 pub(crate) struct ProbeState {

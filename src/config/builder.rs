@@ -303,6 +303,12 @@ impl ConfigBuilder {
         /// talks to; a relative path is resolved against `work_dir`.
         control_socket(path) => "control.socket", control.socket
     );
+    setter!(
+        /// `service.notification_fd`: the file descriptor s6 opened for
+        /// readiness (`notification-fd`); a newline is written to it once
+        /// the daemon is ready.
+        notification_fd(i32) => "service.notification_fd", service.notification_fd
+    );
 
     /// Merges the layers and validates the result.
     ///

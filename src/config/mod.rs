@@ -243,6 +243,17 @@ pub struct MonitoringConfig {
     pub http_listen: Option<std::net::SocketAddr>,
 }
 
+/// The `[service]` section: the service manager (see `crate::service`
+/// and docs/deploy/).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// `notification_fd`: the file descriptor s6 opened for readiness
+    /// (the service directory's `notification-fd`); the daemon writes a
+    /// newline to it once it is ready. Default: unset.
+    pub notification_fd: Option<i32>,
+}
+
 /// The `[control]` section: the control socket (see `crate::ipc` and
 /// docs/operations.md, "The control socket").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +297,8 @@ pub struct Config {
     pub monitoring: MonitoringConfig,
     /// `[control]`.
     pub control: ControlConfig,
+    /// `[service]`.
+    pub service: ServiceConfig,
     /// How it was made, for a reload (see `layers.rs`).
     pub(crate) layers: layers::Layers,
 }
@@ -383,6 +396,9 @@ impl Default for Config {
                 http_listen: None,
             },
             control: ControlConfig { socket: None },
+            service: ServiceConfig {
+                notification_fd: None,
+            },
             layers: layers::Layers::default(),
         }
     }

@@ -403,6 +403,7 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("monitoring.health_check_interval_ms", doc = "How often health checks run.", u64 => monitoring.health_check_interval_ms),
     field!("monitoring.http_listen", doc = "Serve /metrics, /livez and /readyz on this address (feature `metrics`).", Option<std::net::SocketAddr> => monitoring.http_listen),
     field!("control.socket", doc = "Unix control socket for proc-daemon-ctl; relative to work_dir.", Option<PathBuf> => control.socket),
+    field!("service.notification_fd", doc = "s6's readiness fd: a newline is written to it once the daemon is ready.", Option<i32> => service.notification_fd),
 ];
 
 /// The index of a field in [`FIELDS`], by its canonical key.

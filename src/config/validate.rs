@@ -48,9 +48,16 @@ pub(crate) fn validate(config: &Config, sources: &[Source]) -> Result<()> {
         ("pid_file", &config.pid_file),
         ("work_dir", &config.work_dir),
         ("logging.file", &config.logging.file),
+        ("control.socket", &config.control.socket),
     ] {
         let Some(path) = path else { continue };
         let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+        if bytes.is_empty() {
+            return Err(invalid(
+                key,
+                "must not be empty; leave the key unset instead",
+            ));
+        }
         if bytes.contains(&0) {
             return Err(invalid(key, "must not contain a NUL byte"));
         }
@@ -111,6 +118,15 @@ pub(crate) fn validate(config: &Config, sources: &[Source]) -> Result<()> {
         return Err(invalid(
             "performance.process_priority",
             "must be a nice value from -20 (scheduled first) to 19 (last)",
+        ));
+    }
+
+    if let Some(fd) = config.service.notification_fd
+        && fd < 3
+    {
+        return Err(invalid(
+            "service.notification_fd",
+            "must be 3 or more: 0, 1 and 2 are stdin, stdout and stderr",
         ));
     }
 

@@ -14,6 +14,7 @@ use proc_daemon_actors::spawn::{SpawnOptions, spawn_on};
 use crate::kill_stage::KillSwitch;
 use crate::lock::lock;
 use crate::pid_file::PidFile;
+use crate::service::ServiceManager;
 use crate::shutdown::{DaemonShutdown, ShutdownHandle};
 use crate::signal::{self, SignalConfig};
 use crate::subsystem::{FnSubsystem, Subsystem, SubsystemManager};
@@ -133,6 +134,10 @@ impl DaemonBuilder {
         let manager = manager.unwrap_or_default();
         prepare_process(&config)?;
         refuse_duplicate_names(&subsystems)?;
+        // systemd's variables are read (and removed when sound) before
+        // the executor's threads exist; s6's fd is checked.
+        let service = Arc::new(ServiceManager::new(&config)?);
+        let (notes, note_receiver) = crate::service::channel(&service);
         let pid_file = match pid_file.or_else(|| config.pid_file.clone()) {
             Some(path) => Some(PidFile::acquire(path)?),
             None => None,
@@ -162,6 +167,7 @@ impl DaemonBuilder {
             &manager,
             &kill,
             (&snapshot, &reload_stats, &health),
+            notes,
         )?;
         let deliver_to = root.actor.clone();
         let listeners = signal::listen(
@@ -208,7 +214,8 @@ impl DaemonBuilder {
             *lock(&daemon.inner.signal_listeners) = listeners;
             daemon.start_monitoring(monitor_listener)?;
             daemon.start_control(control_listener)?;
-            daemon.start_subsystems(subsystems)?;
+            let initial = daemon.start_subsystems(subsystems)?;
+            daemon.start_service_notifications(&service, note_receiver, &initial);
             #[cfg(feature = "config-watch")]
             daemon.start_watch()?;
             Ok(())
@@ -336,6 +343,7 @@ fn start_root(
         &Arc<ReloadStats>,
         &HealthSchedule,
     ),
+    service: crate::service::Notes,
 ) -> Result<Root> {
     let shutdown = DaemonShutdown::new();
     let finish = Arc::new(FinishRecord::default());
@@ -367,6 +375,7 @@ fn start_root(
             force_timer: None,
             events: events.clone(),
             signal_listeners: signal_listeners.clone(),
+            service,
         },
         SpawnOptions::default().capacity(Capacity::Unbounded),
     )

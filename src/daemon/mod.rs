@@ -98,6 +98,7 @@ use crate::kill_stage::KillSwitch;
 use crate::lock::lock;
 use crate::pid_file::PidFile;
 use crate::reload::{ConfigReloaded, ReloadOutcome, ReloadStats};
+use crate::service::ServiceManager;
 use crate::shutdown::{DaemonShutdown, ShutdownHandle, ShutdownReason};
 use crate::signal::SignalConfig;
 use crate::subsystem::{Subsystem, SubsystemActor, SubsystemManager};
@@ -563,7 +564,12 @@ impl Daemon {
             .map(|tracker| tracker.current_usage())
     }
 
-    fn start_subsystems(&self, subsystems: Vec<Arc<dyn Subsystem>>) -> Result<()> {
+    /// Starts the registered subsystems in order; returns them, for
+    /// readiness.
+    fn start_subsystems(
+        &self,
+        subsystems: Vec<Arc<dyn Subsystem>>,
+    ) -> Result<Vec<(String, ActorRef<SubsystemActor>)>> {
         let config = &self.inner.config;
         let graceful = config.shutdown_timeout();
         let health = self.inner.health.clone();
@@ -609,16 +615,38 @@ impl Daemon {
             })??;
         #[cfg(feature = "metrics")]
         if let Some(probes) = self.inner.probes.get() {
-            use crate::monitoring::StateOf;
-            let states: Vec<(String, StateOf)> = initial
-                .into_iter()
-                .map(|(name, actor)| (name, Box::new(move || actor.state()) as StateOf))
-                .collect();
-            let _ = probes.initial.set(states);
+            let _ = probes.initial.set(states_of(&initial));
         }
-        #[cfg(not(feature = "metrics"))]
-        drop(initial);
-        Ok(())
+        Ok(initial)
+    }
+
+    /// Starts telling the service manager (see `crate::service`), when
+    /// there is one to tell.
+    fn start_service_notifications(
+        &self,
+        service: &Arc<ServiceManager>,
+        notes: Option<tokio::sync::mpsc::UnboundedReceiver<crate::service::Note>>,
+        initial: &[(String, ActorRef<SubsystemActor>)],
+    ) {
+        let Some(notes) = notes else {
+            return;
+        };
+        let actor = self.inner.actor.clone();
+        let tree = crate::service::Tree {
+            initial: states_of(initial),
+            root: self.inner.root.clone(),
+            shutdown: self.inner.shutdown.clone(),
+            ping: Box::new(move |within| {
+                let actor = actor.clone();
+                Box::pin(async move {
+                    matches!(
+                        tokio::time::timeout(within, actor.ask(crate::service::Ping)).await,
+                        Ok(Ok(()))
+                    )
+                })
+            }),
+        };
+        crate::service::spawn(service.clone(), notes, tree, &self.inner.executor);
     }
 
     /// Starts the config file watcher if `hot_reload` asks for it: each
@@ -675,6 +703,20 @@ impl Daemon {
         drop(lock(&self.inner.control_file).take());
         crate::logging::flush();
     }
+}
+
+/// Each subsystem's state, read when asked.
+fn states_of(
+    subsystems: &[(String, ActorRef<SubsystemActor>)],
+) -> Vec<(String, crate::service::StateOf)> {
+    subsystems
+        .iter()
+        .map(|(name, actor)| {
+            let actor = actor.clone();
+            let state: crate::service::StateOf = Box::new(move || actor.state());
+            (name.clone(), state)
+        })
+        .collect()
 }
 
 /// Asks the root actor for a reload on behalf of `trigger` and waits for

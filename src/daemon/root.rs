@@ -17,6 +17,7 @@ use crate::config::render_key;
 use crate::kill_stage::KillSwitch;
 use crate::lock::lock;
 use crate::reload::{ConfigReloaded, ReloadOutcome, ReloadStats, merge};
+use crate::service::Note;
 use crate::shutdown::{DaemonShutdown, ShutdownReason, wait_until};
 use crate::signal::{Signal, SignalConfig};
 
@@ -41,6 +42,8 @@ pub(crate) struct DaemonActor {
     pub(super) force_timer: Option<JoinHandle<()>>,
     pub(super) events: Arc<EventBus>,
     pub(super) signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// What the service manager hears of reloads and the shutdown.
+    pub(super) service: crate::service::Notes,
 }
 
 impl fmt::Debug for DaemonActor {
@@ -116,10 +119,11 @@ impl FinishRecord {
 
 impl Actor for DaemonActor {}
 
-#[cfg(feature = "metrics")]
-impl Handler<crate::monitoring::Ping> for DaemonActor {
+/// Answered at once: `/livez` and the watchdog ask whether this actor is
+/// alive.
+impl Handler<crate::service::Ping> for DaemonActor {
     type Reply = ();
-    async fn handle(&mut self, _ping: crate::monitoring::Ping, _ctx: &mut Context<Self>) {}
+    async fn handle(&mut self, _ping: crate::service::Ping, _ctx: &mut Context<Self>) {}
 }
 
 /// Gives the root actor its supervisor.
@@ -241,6 +245,12 @@ impl Handler<ReloadBuilt> for DaemonActor {
             Ok(fresh) => self.apply_reload(fresh),
             Err(err) => self.refuse_reload(err),
         };
+        self.service.send(Note::Reloaded(match &outcome {
+            ReloadOutcome::Applied { changed, .. } if changed.is_empty() => "unchanged".to_owned(),
+            ReloadOutcome::Applied { changed, .. } => format!("applied ({})", changed.join(", ")),
+            ReloadOutcome::Failed(err) => format!("failed: {err}"),
+            ReloadOutcome::ShuttingDown => "not done: shutting down".to_owned(),
+        }));
         // After the new level is in effect: a reload to `debug` shows it.
         tracing::debug!(?took, "the configuration's layers were read again");
         for waiter in self.reload.waiting.drain(..) {
@@ -335,6 +345,7 @@ impl DaemonActor {
     /// sends the result back as [`ReloadBuilt`].
     fn start_reload(&mut self, ctx: &mut Context<Self>) {
         self.reload.in_flight = true;
+        self.service.send(Note::Reloading);
         let running = self.snapshot.load_full();
         let me = ctx.actor_ref().clone();
         drop(ctx.executor().spawn_blocking(move || {
@@ -435,6 +446,7 @@ impl DaemonActor {
             escalation,
         };
         self.kill.arm(kill_at);
+        self.service.send(Note::Stopping(config.kill_timeout()));
         // Stage 1. The drain is queued at the root before any handle is
         // cancelled, so a subsystem that returns because of the
         // cancellation is never restarted: its exit report queues behind

@@ -40,7 +40,8 @@ use crate::config::{Config, ConfigError, changed_keys, copy_key, render_key};
 /// - the metrics endpoint (`monitoring.http_listen`) binds its address at
 ///   start, and whether a child's metrics are recorded
 ///   (`monitoring.enable_metrics`) is decided as it is added;
-/// - the control socket (`control.socket`) is bound at start.
+/// - the control socket (`control.socket`) is bound at start, and s6's
+///   readiness fd (`service.notification_fd`) is used once, at start.
 pub const RESTART_KEYS: &[&str] = &[
     "pid_file",
     "work_dir",
@@ -57,6 +58,7 @@ pub const RESTART_KEYS: &[&str] = &[
     "monitoring.enable_metrics",
     "monitoring.http_listen",
     "control.socket",
+    "service.notification_fd",
 ];
 
 /// Whether a reload applies `key` at once (every key not in
