@@ -464,3 +464,35 @@ fn another_uid_is_refused_by_the_file_mode_and_by_the_peer_check() {
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(Duration::from_secs(20)).0, 0);
 }
+
+#[tokio::test]
+async fn a_relative_socket_path_is_resolved_against_work_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = proc_daemon::Config::builder()
+        .work_dir(dir.path())
+        .control_socket("run/ctl.sock")
+        .build()
+        .unwrap();
+    // The directory must exist: a missing one is an error at start that
+    // names the key.
+    let missing = proc_daemon::Daemon::builder(config.clone())
+        .build()
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("control.socket") && missing.to_string().contains("run"),
+        "{missing}"
+    );
+    std::fs::create_dir(dir.path().join("run")).unwrap();
+    let daemon = proc_daemon::Daemon::builder(config).build().unwrap();
+    let expected = dir.path().join("run/ctl.sock");
+    assert_eq!(daemon.control_socket(), Some(expected.as_path()));
+    let status = tokio::task::spawn_blocking(move || connect(&expected).status())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.pid, std::process::id());
+    assert_eq!(status.tree[0].path, "root/control");
+    daemon.shutdown();
+    daemon.run().await.unwrap();
+    assert!(!dir.path().join("run/ctl.sock").exists());
+}

@@ -259,7 +259,13 @@ async fn serve(stream: UnixStream, peer: Peer, hooks: &Hooks, mut closing: Closi
             stream_events(reader, write, hooks, closing).await;
             return;
         }
-        tracing::info!(?command, uid = peer.uid, pid = ?peer.pid, "control socket: request");
+        // What changes the daemon is logged at info, a read at debug (a
+        // tool may poll `status`).
+        if command == Command::Status {
+            tracing::debug!(?command, uid = peer.uid, pid = ?peer.pid, "control socket: request");
+        } else {
+            tracing::info!(?command, uid = peer.uid, pid = ?peer.pid, "control socket: request");
+        }
         let reply = execute(command, peer, hooks).await;
         if send(&mut write, &reply).await.is_err() {
             return;
