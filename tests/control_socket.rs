@@ -163,11 +163,7 @@ fn every_request_is_answered_by_the_running_demo() {
     client.stop().unwrap();
     let (code, _) = daemon.wait_exit(Duration::from_secs(20));
     assert_eq!(code, 0, "{}", daemon.log());
-    assert!(
-        daemon.logged("stop from the control socket (pid"),
-        "{}",
-        daemon.log()
-    );
+    daemon.expect_log("stop from the control socket (pid", Duration::from_secs(5));
     assert!(!socket.exists(), "the socket file is removed at exit");
     let unreachable = Client::connect(&socket).unwrap_err();
     assert_eq!(unreachable.exit_code(), 2);
@@ -322,11 +318,7 @@ fn a_live_socket_is_not_taken_and_a_stale_one_is() {
     first.wait_status(Duration::from_secs(10));
     assert!(socket.exists(), "a killed daemon leaves its socket");
     let mut third = start_demo(&socket);
-    assert!(
-        third.logged("taking over a stale control socket"),
-        "{}",
-        third.log()
-    );
+    third.expect_log("taking over a stale control socket", Duration::from_secs(5));
     assert_eq!(connect(&socket).status().unwrap().pid, third.child.id());
     third.signal(libc::SIGTERM);
     assert_eq!(third.wait_exit(Duration::from_secs(20)).0, 0);
@@ -450,11 +442,7 @@ fn another_uid_is_refused_by_the_file_mode_and_by_the_peer_check() {
         reply.contains("permission denied") && reply.contains("uid 65534"),
         "{reply:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !daemon.logged("control socket: connection refused") {
-        assert!(Instant::now() < deadline, "{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    daemon.expect_log("control socket: connection refused", Duration::from_secs(5));
     // Root is served.
     assert_eq!(
         request_as_uid(&socket, 0).map(|r| r.contains("\"ok\":true")),

@@ -224,6 +224,20 @@ impl DaemonBuilder {
             daemon.abandon();
             return Err(err);
         }
+        for (name, passed) in crate::service::taken() {
+            if passed {
+                tracing::info!(name, "listener passed by the service manager");
+            } else {
+                tracing::info!(name, "listener bound by the program (not socket-activated)");
+            }
+        }
+        let untaken = crate::service::untaken();
+        if !untaken.is_empty() {
+            tracing::info!(
+                names = ?untaken,
+                "sockets the service manager passed are not taken yet; take them with proc_daemon::service::tcp_listener or unix_listener"
+            );
+        }
         tracing::info!(daemon = %daemon.inner.config.name, pid = std::process::id(), "daemon running");
         Ok(daemon)
     }

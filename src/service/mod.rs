@@ -16,6 +16,11 @@
 //! Without `NOTIFY_SOCKET` and without the fd, nothing is sent and nothing
 //! runs: no task, no socket.
 //!
+//! **Socket activation**: [`tcp_listener`] and [`unix_listener`] take the
+//! socket systemd passed under a name (`LISTEN_FDS`, `LISTEN_FDNAMES`),
+//! or bind the program's own address when it passed none (see
+//! `activation.rs`).
+//!
 //! The watchdog is petted until shutdown begins (systemd stops
 //! watching a service that is being stopped; `EXTEND_TIMEOUT_USEC` covers
 //! the stop).
@@ -25,8 +30,9 @@
 //! ping within a quarter of the interval. A wedged daemon stops petting,
 //! so that systemd restarts it.
 //!
-//! **The environment.** `NOTIFY_SOCKET`, `WATCHDOG_USEC` and
-//! `WATCHDOG_PID` are read once. They are also removed from the
+//! **The environment.** `NOTIFY_SOCKET`, `WATCHDOG_USEC`,
+//! `WATCHDOG_PID`, `LISTEN_FDS`, `LISTEN_PID` and `LISTEN_FDNAMES` are
+//! read once. They are also removed from the
 //! environment, so that child processes do not inherit them, when that is
 //! sound: only while the process has a single thread, since removing a
 //! variable while another thread may read the environment is undefined
@@ -37,8 +43,12 @@
 //! ignores a child's notifications under the default `NotifyAccess=main`,
 //! and `WATCHDOG_PID` names this process, so a leak is harmless there.)
 
+mod activation;
 mod notify;
 mod s6;
+
+pub(crate) use activation::taken;
+pub use activation::{tcp_listener, unix_listener, untaken};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -22,11 +22,20 @@ pub(crate) struct Environment {
     /// `WATCHDOG_USEC`, when `WATCHDOG_PID` is unset or names this
     /// process.
     pub(crate) watchdog: Option<Duration>,
+    /// The sockets passed for activation, until taken.
+    pub(crate) passed: std::sync::Mutex<std::collections::BTreeMap<String, std::os::fd::OwnedFd>>,
 }
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
 
-const VARIABLES: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+const VARIABLES: [&str; 6] = [
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
 
 /// The variables, read the first time this is called (by
 /// [`claim_environment`] or by the first daemon's start).
@@ -35,14 +44,16 @@ pub(crate) fn environment() -> &'static Environment {
         let env = Environment {
             notify_socket: std::env::var_os("NOTIFY_SOCKET").and_then(NotifySocket::new),
             watchdog: sd_notify::watchdog_enabled().filter(|interval| !interval.is_zero()),
+            passed: super::activation::read_passed(),
         };
         remove_if_sound();
         env
     })
 }
 
-/// Reads systemd's `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID`
-/// for the daemon, and removes them from the environment so that child
+/// Reads systemd's `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID` and
+/// the socket-activation variables (`LISTEN_FDS`, `LISTEN_PID`,
+/// `LISTEN_FDNAMES`) for the daemon, and removes them from the environment so that child
 /// processes do not inherit them. Call it first thing in `main`, before
 /// an async runtime starts threads; a daemon calls it at start anyway,
 /// but by then it usually cannot remove them (see the module docs of
