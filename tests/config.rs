@@ -670,3 +670,37 @@ fn the_performance_section_drives_the_executor() {
     );
     executor.shutdown(Duration::from_secs(5)).unwrap();
 }
+
+/// docs/deploy/kubernetes.md's ConfigMap carries a `daemon.toml`: every key
+/// in it exists and every value is valid.
+#[test]
+fn the_kubernetes_configmap_daemon_toml_loads() {
+    let doc = include_str!("../docs/deploy/kubernetes.md");
+    let mut toml = String::new();
+    let mut inside = false;
+    for line in doc.lines() {
+        if line.trim_end() == "  daemon.toml: |" {
+            inside = true;
+            continue;
+        }
+        if inside {
+            match line.strip_prefix("    ") {
+                Some(body) => toml.push_str(body),
+                None if line.trim().is_empty() => {}
+                None => break,
+            }
+            toml.push('\n');
+        }
+    }
+    assert!(toml.contains("[shutdown]"), "no daemon.toml found in the ConfigMap:\n{toml}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daemon.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let config = proc_daemon::Config::load_from_file(&path).unwrap();
+    assert_eq!(config.name, "my-daemon");
+    assert_eq!(config.kill_timeout(), std::time::Duration::from_secs(28));
+    assert_eq!(
+        config.monitoring.http_listen,
+        Some("0.0.0.0:9090".parse().unwrap())
+    );
+}
