@@ -149,6 +149,12 @@ track_resources = true
 health_checks = false
 health_check_interval_ms = 750
 http_listen = "[::1]:9464"
+
+[control]
+socket = "/run/complete/control.sock"
+
+[service]
+notification_fd = 5
 "#;
     let file = TempToml::new(text);
     let explained = Config::builder()
@@ -191,6 +197,11 @@ http_listen = "[::1]:9464"
         config.monitoring.http_listen,
         Some("[::1]:9464".parse().unwrap())
     );
+    assert_eq!(
+        config.control.socket.as_deref(),
+        Some(Path::new("/run/complete/control.sock"))
+    );
+    assert_eq!(config.service.notification_fd, Some(5));
     // Every value came from the file: none is a default.
     for entry in explained.values() {
         assert!(

@@ -69,8 +69,10 @@ fn prints_every_value_of_the_reference_file_with_its_source() {
         "{timeout}"
     );
     assert!(line_for(&stdout, "pid_file").contains("default"));
-    // 25 keys, one line each, plus the header.
-    assert_eq!(stdout.lines().count(), 26, "{stdout}");
+    assert!(line_for(&stdout, "control.socket").contains("default"));
+    assert!(line_for(&stdout, "service.notification_fd").contains("default"));
+    // 27 keys, one line each, plus the header.
+    assert_eq!(stdout.lines().count(), 28, "{stdout}");
 }
 
 #[test]

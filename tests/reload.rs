@@ -303,6 +303,14 @@ async fn every_restart_key_keeps_its_running_value() {
             "monitoring.http_listen",
             "[monitoring]\nhttp_listen = \"127.0.0.1:9464\"".to_owned(),
         ),
+        (
+            "control.socket",
+            format!("[control]\nsocket = \"{workdir}/ctl.sock\""),
+        ),
+        (
+            "service.notification_fd",
+            "[service]\nnotification_fd = 9".to_owned(),
+        ),
     ];
     assert_eq!(edits.len(), RESTART_KEYS.len(), "every restart-only key");
     for (key, text) in edits {

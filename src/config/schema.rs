@@ -373,6 +373,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "performance",
     "monitoring",
     "control",
+    "service",
 ];
 
 /// Every key of the configuration, in the order `config_explain` prints them.
