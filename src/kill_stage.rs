@@ -72,6 +72,9 @@ struct Entry {
     state: Mutex<KillState>,
     /// The daemon's PID file, for the handler to remove.
     pid_file: Option<&'static PidTarget>,
+    /// Set when an upgrade handed the PID file to the successor: it is
+    /// the successor's to remove now.
+    pid_file_handed_over: std::sync::atomic::AtomicBool,
 }
 
 /// Where one daemon's kill stage is in its life.
@@ -122,6 +125,7 @@ impl KillSwitch {
             entry: Arc::new(Entry {
                 state: Mutex::new(KillState::Idle),
                 pid_file: pid_file.and_then(PidTarget::publish),
+                pid_file_handed_over: std::sync::atomic::AtomicBool::new(false),
             }),
             timers,
         })
@@ -138,12 +142,25 @@ impl KillSwitch {
             }
             *state = KillState::Armed { kill_at };
         }
-        if let Some(target) = self.entry.pid_file {
+        if let Some(target) = self.entry.pid_file
+            && !self.entry.pid_file_handed_over.load(Ordering::SeqCst)
+        {
             target.armed.store(true, Ordering::SeqCst);
         }
         let mut armed = lock(&self.timers.armed);
         armed.push(self.entry.clone());
         self.timers.reprogram(&armed);
+    }
+
+    /// The PID file now belongs to an upgrade's successor: the kill stage
+    /// no longer removes it.
+    pub(crate) fn hand_over_pid_file(&self) {
+        self.entry
+            .pid_file_handed_over
+            .store(true, Ordering::SeqCst);
+        if let Some(target) = self.entry.pid_file {
+            target.armed.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Ends the countdown: the process will not be killed for this daemon.

@@ -92,6 +92,8 @@ pub struct PidFile {
     path: PathBuf,
     file: File,
     identity: (u64, u64),
+    /// Handed to an upgrade's successor: not removed at drop.
+    handed_over: bool,
 }
 
 impl PidFile {
@@ -156,6 +158,7 @@ impl PidFile {
                 path: path.to_owned(),
                 file,
                 identity,
+                handed_over: false,
             });
         }
         Err(Error::io(
@@ -165,6 +168,66 @@ impl PidFile {
                 "it was replaced {MAX_ATTEMPTS} times while being locked"
             )),
         ))
+    }
+
+    /// Takes over the PID file an upgrading daemon handed over: `file` is
+    /// its locked descriptor (the same open file, so the lock is already
+    /// held). It must be the file at `path`; this process's pid is written.
+    pub(crate) fn adopt(path: &Path, file: File) -> Result<PidFile> {
+        check_regular(&file)
+            .map_err(|err| Error::io("use the handed-over PID file", Some(path.to_owned()), err))?;
+        try_lock(&file).map_err(|err| {
+            Error::io("lock the handed-over PID file", Some(path.to_owned()), err)
+        })?;
+        let held = file
+            .metadata()
+            .map_err(|err| Error::io("inspect the PID file", Some(path.to_owned()), err))?;
+        let identity = (held.dev(), held.ino());
+        match std::fs::metadata(path) {
+            Ok(now) if (now.dev(), now.ino()) == identity => {}
+            _ => {
+                return Err(Error::io(
+                    "take over the PID file",
+                    Some(path.to_owned()),
+                    io::Error::other("the descriptor handed over is not the file at this path"),
+                ));
+            }
+        }
+        let mut file = file;
+        write_pid(&mut file)
+            .map_err(|err| Error::io("write the PID file", Some(path.to_owned()), err))?;
+        // Not removed at drop until the daemon has started
+        // ([`PidFile::own`]): a successor that fails must leave the file
+        // to its predecessor, which goes on running.
+        Ok(PidFile {
+            path: path.to_owned(),
+            file,
+            identity,
+            handed_over: true,
+        })
+    }
+
+    /// The daemon has started: an adopted file is now this process's to
+    /// remove at exit.
+    pub(crate) fn own(&mut self) {
+        self.handed_over = false;
+    }
+
+    /// Writes this process's pid again: after an upgrade's successor
+    /// failed, having written its own.
+    pub(crate) fn rewrite(&mut self) -> io::Result<()> {
+        write_pid(&mut self.file)
+    }
+
+    /// A duplicate of the locked descriptor, for an upgrade's successor.
+    pub(crate) fn duplicate(&self) -> io::Result<std::os::fd::OwnedFd> {
+        Ok(self.file.try_clone()?.into())
+    }
+
+    /// Leaves the file to an upgrade's successor, which holds the same
+    /// lock: it is not removed when this is dropped.
+    pub(crate) fn hand_over(mut self) {
+        self.handed_over = true;
     }
 
     /// The file's path.
@@ -193,8 +256,10 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         // Remove first, unlock second (when `file` closes): see step 3 in
-        // the module docs.
-        PidFile::remove(&self.path, self.identity);
+        // the module docs. A successor's file is left to it.
+        if !self.handed_over {
+            PidFile::remove(&self.path, self.identity);
+        }
         let _ = &self.file;
     }
 }

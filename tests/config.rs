@@ -155,6 +155,7 @@ socket = "/run/complete/control.sock"
 
 [service]
 notification_fd = 5
+upgrade_timeout_ms = 7000
 "#;
     let file = TempToml::new(text);
     let explained = Config::builder()
@@ -202,6 +203,7 @@ notification_fd = 5
         Some(Path::new("/run/complete/control.sock"))
     );
     assert_eq!(config.service.notification_fd, Some(5));
+    assert_eq!(config.upgrade_timeout(), Duration::from_secs(7));
     // Every value came from the file: none is a default.
     for entry in explained.values() {
         assert!(
@@ -703,7 +705,10 @@ fn the_kubernetes_configmap_daemon_toml_loads() {
             toml.push('\n');
         }
     }
-    assert!(toml.contains("[shutdown]"), "no daemon.toml found in the ConfigMap:\n{toml}");
+    assert!(
+        toml.contains("[shutdown]"),
+        "no daemon.toml found in the ConfigMap:\n{toml}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("daemon.toml");
     std::fs::write(&path, &toml).unwrap();

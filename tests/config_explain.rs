@@ -71,8 +71,8 @@ fn prints_every_value_of_the_reference_file_with_its_source() {
     assert!(line_for(&stdout, "pid_file").contains("default"));
     assert!(line_for(&stdout, "control.socket").contains("default"));
     assert!(line_for(&stdout, "service.notification_fd").contains("default"));
-    // 27 keys, one line each, plus the header.
-    assert_eq!(stdout.lines().count(), 28, "{stdout}");
+    // 28 keys, one line each, plus the header.
+    assert_eq!(stdout.lines().count(), 29, "{stdout}");
 }
 
 #[test]

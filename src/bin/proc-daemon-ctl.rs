@@ -63,6 +63,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the daemon's process with a new one, dropping no
+    /// connection; prints the new pid once it is ready.
+    Upgrade {
+        /// The executable to start (default: the daemon's own path, read
+        /// again from disk).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
     /// Take a profile and print the path of the file the daemon wrote.
     Profile {
         /// What to profile: cpu.
@@ -132,6 +140,10 @@ fn run(cli: Cli) -> Result<(), ClientError> {
                 // A pipe reader sees each event as it happens.
                 let _ = std::io::stdout().flush();
             }
+        }
+        Cmd::Upgrade { binary } => {
+            let pid = client.upgrade(binary.as_deref())?;
+            println!("upgraded: pid {pid} took over");
         }
         Cmd::Profile { kind, seconds } => {
             if kind != "cpu" {

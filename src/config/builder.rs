@@ -309,6 +309,11 @@ impl ConfigBuilder {
         /// the daemon is ready.
         notification_fd(i32) => "service.notification_fd", service.notification_fd
     );
+    duration_setter!(
+        /// `service.upgrade_timeout_ms`: how long an upgrade waits for the
+        /// new process to be ready.
+        upgrade_timeout => "service.upgrade_timeout_ms", service.upgrade_timeout_ms
+    );
 
     /// Merges the layers and validates the result.
     ///

@@ -252,6 +252,10 @@ pub struct ServiceConfig {
     /// (the service directory's `notification-fd`); the daemon writes a
     /// newline to it once it is ready. Default: unset.
     pub notification_fd: Option<i32>,
+    /// `upgrade_timeout_ms`: how long an upgrade waits for the new
+    /// process to be ready before it kills it and keeps serving. Default
+    /// 30000.
+    pub upgrade_timeout_ms: u64,
 }
 
 /// The `[control]` section: the control socket (see `crate::ipc` and
@@ -398,6 +402,7 @@ impl Default for Config {
             control: ControlConfig { socket: None },
             service: ServiceConfig {
                 notification_fd: None,
+                upgrade_timeout_ms: 30_000,
             },
             layers: layers::Layers::default(),
         }
@@ -486,5 +491,10 @@ impl Config {
     /// How often health checks run (`monitoring.health_check_interval_ms`).
     pub fn health_check_interval(&self) -> Duration {
         Duration::from_millis(self.monitoring.health_check_interval_ms)
+    }
+
+    /// `service.upgrade_timeout_ms` as a `Duration`.
+    pub fn upgrade_timeout(&self) -> Duration {
+        Duration::from_millis(self.service.upgrade_timeout_ms)
     }
 }

@@ -405,6 +405,7 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("monitoring.http_listen", doc = "Serve /metrics, /livez and /readyz on this address (feature `metrics`).", Option<std::net::SocketAddr> => monitoring.http_listen),
     field!("control.socket", doc = "Unix control socket for proc-daemon-ctl; relative to work_dir.", Option<PathBuf> => control.socket),
     field!("service.notification_fd", doc = "s6's readiness fd: a newline is written to it once the daemon is ready.", Option<i32> => service.notification_fd),
+    field!("service.upgrade_timeout_ms", doc = "How long an upgrade waits for the new process to be ready.", u64 => service.upgrade_timeout_ms),
 ];
 
 /// The index of a field in [`FIELDS`], by its canonical key.

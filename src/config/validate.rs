@@ -86,6 +86,10 @@ pub(crate) fn validate(config: &Config, sources: &[Source]) -> Result<()> {
             "monitoring.health_check_interval_ms",
             monitoring.health_check_interval_ms,
         ),
+        (
+            "service.upgrade_timeout_ms",
+            config.service.upgrade_timeout_ms,
+        ),
     ] {
         if value == 0 {
             return Err(invalid(key, "must be greater than 0"));

@@ -139,12 +139,30 @@ impl DaemonBuilder {
         let service = Arc::new(ServiceManager::new(&config)?);
         let (notes, note_receiver) = crate::service::channel(&service);
         let pid_file = match pid_file.or_else(|| config.pid_file.clone()) {
-            Some(path) => Some(PidFile::acquire(path)?),
+            // An upgrading predecessor handed over its locked file.
+            Some(path) => Some(
+                match crate::service::take_internal(crate::service::upgrade::PID_FILE_NAME) {
+                    Some(fd) => PidFile::adopt(&path, std::fs::File::from(fd))?,
+                    None => PidFile::acquire(path)?,
+                },
+            ),
             None => None,
         };
         let monitor_listener = bind_monitoring(&config)?;
         // Removed again (the guard's drop) if the start fails further on.
         let (control_listener, control_file) = crate::ipc::bind(&config)?.unzip();
+        let control_listener = control_listener.map(Arc::new);
+        for name in [
+            crate::service::upgrade::PID_FILE_NAME,
+            crate::service::upgrade::CONTROL_NAME,
+        ] {
+            if crate::service::take_internal(name).is_some() {
+                tracing::warn!(
+                    name,
+                    "the previous process handed this over, but this configuration does not use it; it is closed"
+                );
+            }
+        }
         enter_work_dir(&config)?;
         let executor = start_executor(&config)?;
         #[cfg(feature = "metrics")]
@@ -193,6 +211,15 @@ impl DaemonBuilder {
                 pid_file: Mutex::new(pid_file),
                 control_path: control_file.as_ref().map(|file| file.path().to_owned()),
                 control_file: Mutex::new(control_file),
+                control_listener: control_listener.clone(),
+                control_handed_over: tokio::sync::watch::channel(false).0,
+                service: service.clone(),
+                // Read now: an upgrade starts the same path, which by then
+                // may hold a new binary (/proc/self/exe would name the old
+                // one as deleted).
+                executable: std::env::current_exe().ok(),
+                args: std::env::args_os().skip(1).collect(),
+                upgrading: AtomicBool::new(false),
                 signal_listeners: root.signal_listeners,
                 kill,
                 manager,
@@ -237,6 +264,14 @@ impl DaemonBuilder {
                 names = ?untaken,
                 "sockets the service manager passed are not taken yet; take them with proc_daemon::service::tcp_listener or unix_listener"
             );
+        }
+        // Adopted from an upgrading predecessor: this daemon's to remove at
+        // exit, now that it has started.
+        if let Some(file) = lock(&daemon.inner.pid_file).as_mut() {
+            file.own();
+        }
+        if let Some(file) = lock(&daemon.inner.control_file).as_mut() {
+            file.own();
         }
         tracing::info!(daemon = %daemon.inner.config.name, pid = std::process::id(), "daemon running");
         Ok(daemon)

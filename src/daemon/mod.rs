@@ -143,6 +143,18 @@ struct Inner {
     control_file: Mutex<Option<crate::ipc::socket::SocketFile>>,
     /// Its path, for [`Daemon::control_socket`].
     control_path: Option<std::path::PathBuf>,
+    /// Its listener, which an upgrade hands over.
+    control_listener: Option<Arc<std::os::unix::net::UnixListener>>,
+    /// Set once an upgrade handed the control socket over: this process
+    /// stops accepting on it.
+    control_handed_over: tokio::sync::watch::Sender<bool>,
+    /// What the service manager hears.
+    service: Arc<ServiceManager>,
+    /// This program, as it was started, for an upgrade.
+    executable: Option<std::path::PathBuf>,
+    args: Vec<std::ffi::OsString>,
+    /// An upgrade is under way.
+    upgrading: AtomicBool,
     signal_listeners: Arc<Mutex<Vec<JoinHandle<()>>>>,
     kill: Arc<KillSwitch>,
     manager: SubsystemManager,
@@ -247,6 +259,114 @@ impl Daemon {
     /// which reads the file after the request. See [`crate::reload`].
     pub async fn reload(&self) -> ReloadOutcome {
         request_reload(&self.inner.actor, "Daemon::reload").await
+    }
+
+    /// Replaces this process with a new one, with zero dropped
+    /// connections: starts `binary` (default: this program's path, read
+    /// again from disk, with the same arguments), hands it every listener
+    /// taken through [`crate::service::tcp_listener`] or
+    /// [`unix_listener`](crate::service::unix_listener), the control
+    /// socket and the PID file, waits until it is ready
+    /// (`service.upgrade_timeout_ms`), tells systemd its pid, and begins
+    /// this daemon's staged shutdown. See `crate::service::upgrade`.
+    ///
+    /// # Errors
+    ///
+    /// [`UpgradeError`](crate::service::UpgradeError) when the new process
+    /// could not start, ended or was not ready in time (it is killed), or
+    /// another upgrade or the shutdown is under way. This daemon then goes
+    /// on serving, with everything it had.
+    pub async fn upgrade(
+        &self,
+        binary: Option<std::path::PathBuf>,
+    ) -> std::result::Result<crate::service::UpgradeReport, crate::service::UpgradeError> {
+        use crate::service::UpgradeError;
+        if self.inner.shutdown.is_shutting_down() {
+            return Err(UpgradeError::ShuttingDown);
+        }
+        if self.inner.upgrading.swap(true, Ordering::AcqRel) {
+            return Err(UpgradeError::InProgress);
+        }
+        let result = self.start_successor(binary).await;
+        match &result {
+            Ok(report) => {
+                // The successor holds the same lock and serves the same
+                // socket: they are its to remove now.
+                if let Some(file) = lock(&self.inner.control_file).take() {
+                    file.hand_over();
+                }
+                let _ = self.inner.control_handed_over.send(true);
+                if let Some(pid_file) = lock(&self.inner.pid_file).take() {
+                    self.inner.kill.hand_over_pid_file();
+                    pid_file.hand_over();
+                }
+                let status = format!("upgraded: pid {} took over", report.pid);
+                self.inner.service.main_pid(report.pid, &status);
+                tracing::info!(pid = report.pid, binary = %report.binary.display(), took = ?report.took, handed_over = ?report.handed_over, "upgraded: the new process is ready; this one stops");
+                self.request_shutdown(format!(
+                    "upgraded: pid {} ({}) took over",
+                    report.pid,
+                    report.binary.display()
+                ));
+            }
+            Err(err) => {
+                tracing::error!(%err, "the upgrade failed; this process goes on serving");
+                // The successor may have written its pid before it failed.
+                if let Some(pid_file) = lock(&self.inner.pid_file).as_mut()
+                    && let Err(err) = pid_file.rewrite()
+                {
+                    tracing::warn!(%err, "could not write this process's pid to the PID file again");
+                }
+                self.inner.upgrading.store(false, Ordering::Release);
+            }
+        }
+        result
+    }
+
+    async fn start_successor(
+        &self,
+        binary: Option<std::path::PathBuf>,
+    ) -> std::result::Result<crate::service::UpgradeReport, crate::service::UpgradeError> {
+        use crate::service::UpgradeError;
+        use crate::service::upgrade::{CONTROL_NAME, PID_FILE_NAME, Successor};
+        let binary = match binary.or_else(|| self.inner.executable.clone()) {
+            Some(binary) => binary,
+            None => {
+                return Err(UpgradeError::Io(std::io::Error::other(
+                    "this program's path is not known; name the binary",
+                )));
+            }
+        };
+        let mut fds = crate::service::listeners_to_hand_over()?;
+        if let Some(listener) = &self.inner.control_listener {
+            fds.push((CONTROL_NAME.to_owned(), listener.try_clone()?.into()));
+        }
+        if let Some(pid_file) = lock(&self.inner.pid_file).as_ref() {
+            fds.push((PID_FILE_NAME.to_owned(), pid_file.duplicate()?));
+        }
+        let timeout = self.inner.snapshot.load().upgrade_timeout();
+        let args = self.inner.args.clone();
+        let started = std::time::Instant::now();
+        let program = binary.clone();
+        let (pid, handed_over) = self
+            .inner
+            .executor
+            .spawn_blocking(move || {
+                crate::service::upgrade::start(Successor {
+                    binary: &program,
+                    args: &args,
+                    fds,
+                    timeout,
+                })
+            })
+            .await
+            .map_err(|err| UpgradeError::Io(std::io::Error::other(err.to_string())))??;
+        Ok(crate::service::UpgradeReport {
+            pid,
+            binary,
+            took: started.elapsed(),
+            handed_over,
+        })
     }
 
     /// The control socket's path, if `control.socket` is set (made
@@ -472,13 +592,24 @@ impl Daemon {
     /// `control.socket` is set: after `monitoring`, before the
     /// subsystems, so that the staged shutdown stops it after them (see
     /// `crate::ipc`).
-    fn start_control(&self, listener: Option<std::os::unix::net::UnixListener>) -> Result<()> {
+    fn start_control(&self, listener: Option<Arc<std::os::unix::net::UnixListener>>) -> Result<()> {
         let (Some(listener), Some(socket_path)) = (listener, self.inner.control_path.clone())
         else {
             return Ok(());
         };
         let actor = self.inner.actor.clone();
+        let weak = Arc::downgrade(&self.inner);
         let hooks = Arc::new(crate::ipc::server::Hooks {
+            upgrade: Box::new(move |binary| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    match weak.upgrade() {
+                        Some(inner) => Daemon { inner }.upgrade(binary).await,
+                        None => Err(crate::service::UpgradeError::ShuttingDown),
+                    }
+                })
+            }),
+            handed_over: self.inner.control_handed_over.subscribe(),
             root: self.inner.root.clone(),
             reload: Box::new(move || {
                 let actor = actor.clone();
@@ -490,7 +621,6 @@ impl Daemon {
             started: self.inner.started_at,
             socket_path: socket_path.clone(),
         });
-        let listener = Arc::new(listener);
         let factory = move || crate::ipc::server::ControlServer {
             listener: listener.clone(),
             hooks: hooks.clone(),

@@ -24,6 +24,10 @@ use super::protocol::{Command, EventLine, ReloadResult, Reply, Request, Status, 
 /// its seconds on top.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How much longer than the usual timeout an `upgrade` reply is waited
+/// for.
+const UPGRADE_WAIT: Duration = Duration::from_secs(300);
+
 /// Why a request did not get a successful reply.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -111,6 +115,9 @@ impl Client {
     pub fn request(&mut self, command: Command) -> Result<serde_json::Value, ClientError> {
         let wait = match &command {
             Command::Profile { seconds, .. } => self.timeout + Duration::from_secs(*seconds),
+            // The daemon waits up to `service.upgrade_timeout_ms` for the
+            // new process.
+            Command::Upgrade { .. } => self.timeout + UPGRADE_WAIT,
             _ => self.timeout,
         };
         self.set_read_timeout(Some(wait))?;
@@ -223,6 +230,25 @@ impl Client {
             .and_then(serde_json::Value::as_str)
             .map(PathBuf::from)
             .ok_or_else(|| ClientError::Protocol(format!("no `path` in {value}")))
+    }
+
+    /// Upgrades the daemon: starts `binary` (default: the daemon's own
+    /// path) as its successor, with zero dropped connections, and returns
+    /// the successor's pid once it is ready.
+    ///
+    /// # Errors
+    ///
+    /// See [`Client::request`]; a failed upgrade is
+    /// [`ClientError::Refused`], and the daemon goes on serving.
+    pub fn upgrade(&mut self, binary: Option<&Path>) -> Result<u32, ClientError> {
+        let value = self.request(Command::Upgrade {
+            binary: binary.map(|path| path.display().to_string()),
+        })?;
+        value
+            .get("pid")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|pid| u32::try_from(pid).ok())
+            .ok_or_else(|| ClientError::Protocol(format!("no `pid` in {value}")))
     }
 
     /// Streams the tree's events. The iterator ends when the daemon closes

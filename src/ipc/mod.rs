@@ -79,7 +79,15 @@ pub(crate) fn bind(
     let Some(path) = socket_path(config) else {
         return Ok(None);
     };
-    socket::bind(&path).map(Some).map_err(|err| {
+    let bound = match crate::service::take_internal(crate::service::upgrade::CONTROL_NAME) {
+        // An upgrading daemon handed its socket over.
+        Some(fd) => {
+            let listener = std::os::unix::net::UnixListener::from(fd);
+            socket::SocketFile::adopt(&path, &listener).map(|file| (listener, file))
+        }
+        None => socket::bind(&path),
+    };
+    bound.map(Some).map_err(|err| {
         let kind = match &err {
             socket::BindError::Live(_) => std::io::ErrorKind::AddrInUse,
             socket::BindError::Io { source, .. } => source.kind(),

@@ -71,6 +71,14 @@ pub enum Command {
     },
     /// Streams the supervision tree's events until the client hangs up.
     Events,
+    /// Replaces the daemon's process with a new one, with zero dropped
+    /// connections (`Daemon::upgrade`); the reply names the new pid.
+    Upgrade {
+        /// The executable to start; by default the daemon's own path,
+        /// read again from disk.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary: Option<String>,
+    },
     /// Takes a profile and writes it to a file: its path is the reply.
     Profile {
         /// What to profile: `cpu` (the only kind).
@@ -221,7 +229,7 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command, String> {
         None => return Err(format!("the request has no `version`; {example}")),
     }
     let request: Request = serde_json::from_value(value).map_err(|err| {
-        format!("not a request: {err}; the commands are status, reload, stop, restart, log-level, events and profile")
+        format!("not a request: {err}; the commands are status, reload, stop, restart, log-level, events, profile and upgrade")
     })?;
     Ok(request.command)
 }

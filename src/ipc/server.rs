@@ -40,6 +40,7 @@ use super::socket::{Peer, check_peer};
 use crate::Config;
 use crate::config::LogLevel;
 use crate::reload::ReloadOutcome;
+use crate::service::{UpgradeError, UpgradeReport};
 use crate::shutdown::{DaemonShutdown, ShutdownReason};
 
 /// Connections served at a time.
@@ -59,6 +60,10 @@ pub(crate) const CHILD_NAME: &str = "control";
 /// A boxed future, for [`Hooks::reload`].
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Starts an upgrade (`Daemon::upgrade`) and resolves to its outcome.
+pub(crate) type UpgradeHook =
+    Box<dyn Fn(Option<PathBuf>) -> BoxFuture<Result<UpgradeReport, UpgradeError>> + Send + Sync>;
+
 /// What the server reaches of the daemon.
 pub(crate) struct Hooks {
     /// The root supervisor: `status` walks it, `restart` goes through it.
@@ -71,6 +76,11 @@ pub(crate) struct Hooks {
     pub(crate) started: Instant,
     /// Where the socket is; profiles are written next to it.
     pub(crate) socket_path: PathBuf,
+    /// `Daemon::upgrade`.
+    pub(crate) upgrade: UpgradeHook,
+    /// Set once an upgrade handed the socket to the new process: this one
+    /// stops accepting.
+    pub(crate) handed_over: watch::Receiver<bool>,
 }
 
 /// The `control` child. See the module docs.
@@ -122,11 +132,19 @@ async fn accept_loop(listener: tokio::net::UnixListener, hooks: Arc<Hooks>, mut 
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Dropped, and every connection aborted with it, when this task is.
     let mut connections = JoinSet::new();
+    let mut handed_over = hooks.handed_over.clone();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = closed(&mut closing) => {
                 // Each connection sees it too, and finishes.
+                while connections.join_next().await.is_some() {}
+                return;
+            }
+            _ = closed(&mut handed_over) => {
+                // The new process serves the socket now; the connections
+                // here finish as they would.
+                drop(listener);
                 while connections.join_next().await.is_some() {}
                 return;
             }
@@ -404,6 +422,15 @@ async fn execute(command: Command, peer: Peer, hooks: &Hooks) -> Reply {
         Command::LogLevel { level } => log_level(&level),
         Command::Events => Reply::error("`events` is served by the connection"),
         Command::Profile { kind, seconds } => profile(&kind, seconds, hooks).await,
+        Command::Upgrade { binary } => match (hooks.upgrade)(binary.map(PathBuf::from)).await {
+            Ok(report) => Reply::ok(json!({
+                "pid": report.pid,
+                "binary": report.binary,
+                "took_ms": u64::try_from(report.took.as_millis()).unwrap_or(u64::MAX),
+                "handed_over": report.handed_over,
+            })),
+            Err(err) => Reply::error(err.to_string()),
+        },
     }
 }
 

@@ -70,6 +70,8 @@ pub(crate) struct SocketFile {
     path: PathBuf,
     /// The file's device and inode, as bound.
     identity: (u64, u64),
+    /// Handed to an upgrade's successor: not removed at drop.
+    handed_over: bool,
 }
 
 impl SocketFile {
@@ -77,10 +79,67 @@ impl SocketFile {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Leaves the file to an upgrade's successor, which serves the same
+    /// socket.
+    pub(crate) fn hand_over(mut self) {
+        self.handed_over = true;
+    }
+
+    /// Takes over the socket an upgrading daemon handed over: `listener`
+    /// must have been bound for `path` (in its staging directory, see the
+    /// module docs), and a socket must be at `path`. Not removed at drop
+    /// until the daemon has started ([`SocketFile::own`]): a successor that
+    /// fails leaves it to its predecessor.
+    pub(crate) fn adopt(path: &Path, listener: &UnixListener) -> Result<SocketFile, BindError> {
+        let refuse = |why: String| BindError::Io {
+            action: "take over the control socket at",
+            path: path.to_owned(),
+            source: io::Error::other(why),
+        };
+        let bound = listener
+            .local_addr()
+            .map_err(io_error("inspect the handed-over socket for", path))?;
+        let staged_for = bound
+            .as_pathname()
+            .and_then(Path::parent)
+            .filter(|dir| {
+                dir.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with('.') && name.ends_with(".ctl"))
+            })
+            .and_then(Path::parent);
+        let bound_here = bound.as_pathname() == Some(path)
+            || staged_for.is_some_and(|dir| Some(dir) == path.parent());
+        if !bound_here {
+            return Err(refuse(format!(
+                "the socket handed over was bound at {:?}, not for this path",
+                bound.as_pathname()
+            )));
+        }
+        let meta = std::fs::symlink_metadata(path).map_err(io_error("inspect", path))?;
+        if !meta.file_type().is_socket() {
+            return Err(refuse("no socket is at the path".to_owned()));
+        }
+        Ok(SocketFile {
+            path: path.to_owned(),
+            identity: (meta.dev(), meta.ino()),
+            handed_over: true,
+        })
+    }
+
+    /// The daemon has started: an adopted socket is now this process's
+    /// to remove at exit.
+    pub(crate) fn own(&mut self) {
+        self.handed_over = false;
+    }
 }
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if (meta.dev(), meta.ino()) == self.identity => {
                 if let Err(err) = std::fs::remove_file(&self.path) {
@@ -133,6 +192,7 @@ pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), BindError>
             SocketFile {
                 path: path.to_owned(),
                 identity: (meta.dev(), meta.ino()),
+                handed_over: false,
             },
         ))
     })();

@@ -77,10 +77,52 @@ pub(crate) fn read_passed() -> Mutex<BTreeMap<String, OwnedFd>> {
 /// passed each (else it was bound to the program's address). The daemon
 /// logs them as it starts: they are usually taken before its log
 /// subscriber exists.
-static TAKEN: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
+///
+/// Each keeps a duplicate of its listener's descriptor, which an upgrade
+/// hands to the new process under the same name (see `upgrade.rs`).
+static TAKEN: Mutex<Vec<Taken>> = Mutex::new(Vec::new());
 
+/// A listener taken by name.
+struct Taken {
+    name: String,
+    passed: bool,
+    /// A duplicate of the listener (the same open socket).
+    socket: Option<OwnedFd>,
+}
+
+/// The names taken, and whether each was passed (else bound).
 pub(crate) fn taken() -> Vec<(String, bool)> {
-    lock(&TAKEN).clone()
+    lock(&TAKEN)
+        .iter()
+        .map(|taken| (taken.name.clone(), taken.passed))
+        .collect()
+}
+
+/// Duplicates of every listener taken, by name, for an upgrade.
+pub(crate) fn listeners_to_hand_over() -> io::Result<Vec<(String, OwnedFd)>> {
+    lock(&TAKEN)
+        .iter()
+        .filter_map(|taken| Some((taken.name.clone(), taken.socket.as_ref()?)))
+        .map(|(name, socket)| Ok((name, socket.try_clone()?)))
+        .collect()
+}
+
+/// Records a listener taken as `name`.
+fn record(name: &str, passed: bool, socket: io::Result<OwnedFd>) {
+    let socket = socket
+        .inspect_err(|err| tracing::warn!(name, %err, "the listener cannot be duplicated; an upgrade will not hand it over"))
+        .ok();
+    lock(&TAKEN).push(Taken {
+        name: name.to_owned(),
+        passed,
+        socket,
+    });
+}
+
+/// Takes the descriptor passed as `name`, whatever it is: for the
+/// daemon's own hand-over names (`proc-daemon.*`).
+pub(crate) fn take_internal(name: &str) -> Option<OwnedFd> {
+    lock(passed()).remove(name)
 }
 
 /// The names of the passed sockets not taken yet.
@@ -90,9 +132,7 @@ pub fn untaken() -> Vec<String> {
 
 /// Takes the passed socket `name`, if there is one.
 fn take(name: &str) -> Option<OwnedFd> {
-    let fd = lock(passed()).remove(name);
-    lock(&TAKEN).push((name.to_owned(), fd.is_some()));
-    fd
+    lock(passed()).remove(name)
 }
 
 /// The TCP listener passed as `name`, or, when none was, one bound to
@@ -103,14 +143,15 @@ fn take(name: &str) -> Option<OwnedFd> {
 /// A passed socket `name` that is not a listening TCP socket; or the
 /// fallback address cannot be bound.
 pub fn tcp_listener(name: &str, fallback: impl ToSocketAddrs) -> io::Result<TcpListener> {
-    let listener = match take(name) {
+    let (listener, passed) = match take(name) {
         Some(fd) => {
             check(&fd, name, &[libc::AF_INET, libc::AF_INET6], "TCP")?;
-            TcpListener::from(fd)
+            (TcpListener::from(fd), true)
         }
-        None => TcpListener::bind(fallback)?,
+        None => (TcpListener::bind(fallback)?, false),
     };
     listener.set_nonblocking(true)?;
+    record(name, passed, listener.try_clone().map(OwnedFd::from));
     Ok(listener)
 }
 
@@ -123,14 +164,15 @@ pub fn tcp_listener(name: &str, fallback: impl ToSocketAddrs) -> io::Result<TcpL
 /// A passed socket `name` that is not a listening Unix stream socket; or
 /// the fallback path cannot be bound.
 pub fn unix_listener(name: &str, fallback: impl AsRef<Path>) -> io::Result<UnixListener> {
-    let listener = match take(name) {
+    let (listener, passed) = match take(name) {
         Some(fd) => {
             check(&fd, name, &[libc::AF_UNIX], "Unix")?;
-            UnixListener::from(fd)
+            (UnixListener::from(fd), true)
         }
-        None => UnixListener::bind(fallback)?,
+        None => (UnixListener::bind(fallback)?, false),
     };
     listener.set_nonblocking(true)?;
+    record(name, passed, listener.try_clone().map(OwnedFd::from));
     Ok(listener)
 }
 

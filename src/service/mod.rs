@@ -46,9 +46,12 @@
 mod activation;
 mod notify;
 mod s6;
+pub(crate) mod upgrade;
 
 pub(crate) use activation::taken;
+pub(crate) use activation::{listeners_to_hand_over, take_internal};
 pub use activation::{tcp_listener, unix_listener, untaken};
+pub use upgrade::{UpgradeError, UpgradeReport};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,6 +76,9 @@ pub(crate) struct ServiceManager {
     systemd: Option<notify::NotifySocket>,
     watchdog: Option<Duration>,
     s6: s6::ReadinessFd,
+    /// The readiness pipe of the daemon this one succeeds, if it is an
+    /// upgrade's successor.
+    predecessor: s6::ReadinessFd,
     /// Set by the first readiness: a reload's `READY=1` is sent only
     /// after it, never instead of it.
     ready: AtomicBool,
@@ -91,13 +97,14 @@ impl ServiceManager {
             systemd: env.notify_socket.clone(),
             watchdog: env.watchdog,
             s6: s6::ReadinessFd::open(config.service.notification_fd)?,
+            predecessor: s6::ReadinessFd::handed_over(take_internal(upgrade::READY_NAME)),
             ready: AtomicBool::new(false),
         })
     }
 
     /// Whether there is anybody to tell anything.
     pub(crate) fn is_active(&self) -> bool {
-        self.systemd.is_some() || self.s6.is_set()
+        self.systemd.is_some() || self.s6.is_set() || self.predecessor.is_set()
     }
 
     /// The watchdog interval systemd asked for, if it did.
@@ -114,6 +121,7 @@ impl ServiceManager {
         let status = status.as_str();
         self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
         self.s6.notify();
+        self.predecessor.notify();
     }
 
     /// A reload begins.
@@ -141,6 +149,11 @@ impl ServiceManager {
     pub(crate) fn stopping(&self, until_killed: Duration) {
         let usec = u32::try_from(until_killed.as_micros()).unwrap_or(u32::MAX);
         self.send(&[NotifyState::Stopping, NotifyState::ExtendTimeoutUsec(usec)]);
+    }
+
+    /// An upgrade's successor, `pid`, is ready and takes over.
+    pub(crate) fn main_pid(&self, pid: u32, status: &str) {
+        self.send(&[NotifyState::MainPid(pid), NotifyState::Status(status)]);
     }
 
     /// The daemon is healthy.

@@ -108,6 +108,8 @@ fn thread_count() -> Option<usize> {
 #[derive(Debug, Clone)]
 pub(crate) struct NotifySocket {
     address: SocketAddr,
+    /// As the variable said, for a successor (`upgrade.rs`).
+    raw: std::ffi::OsString,
     /// For logs.
     shown: String,
 }
@@ -124,12 +126,18 @@ impl NotifySocket {
             Ok(address) => Some(NotifySocket {
                 address,
                 shown: raw.to_string_lossy().into_owned(),
+                raw,
             }),
             Err(err) => {
                 tracing::warn!(socket = %raw.to_string_lossy(), %err, "NOTIFY_SOCKET is not a usable socket address; systemd will not be notified");
                 None
             }
         }
+    }
+
+    /// The variable's value.
+    pub(crate) fn raw(&self) -> &std::ffi::OsStr {
+        &self.raw
     }
 
     /// Sends one datagram; a failure is logged, never fatal (systemd may

@@ -10,7 +10,7 @@
 //! marked close-on-exec, so child processes do not inherit it.
 
 use std::io::Write;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
 use crate::Result;
@@ -79,6 +79,15 @@ impl ReadinessFd {
             pipe: Mutex::new(Some(pipe)),
             number: Some(number),
         })
+    }
+
+    /// The readiness pipe a daemon that is upgrading handed over (see
+    /// `upgrade.rs`), or none.
+    pub(crate) fn handed_over(pipe: Option<OwnedFd>) -> ReadinessFd {
+        ReadinessFd {
+            number: pipe.as_ref().map(AsRawFd::as_raw_fd),
+            pipe: Mutex::new(pipe.map(std::fs::File::from)),
+        }
     }
 
     /// Whether an fd was configured.
