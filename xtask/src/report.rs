@@ -12,7 +12,7 @@ use crate::results::{Results, number};
 use crate::stamp::Stamp;
 
 /// The generated sections, in the order they are run and rendered.
-pub(crate) const SECTIONS: [&str; 15] = [
+pub(crate) const SECTIONS: [&str; 16] = [
     "config_load",
     "mailbox",
     "executor",
@@ -24,6 +24,7 @@ pub(crate) const SECTIONS: [&str; 15] = [
     "message_pool",
     "idle_spin",
     "reload",
+    "upgrade",
     "metrics",
     "monitoring",
     "chan",
@@ -166,6 +167,14 @@ fn benches_of(section: &'static str) -> Vec<Bench> {
             name: "reload",
             kind: Kind::Binary(vec![run("reload", &["--edits", "20"], &["--edits", "50"])]),
         }],
+        "upgrade" => vec![Bench {
+            name: "upgrade",
+            kind: Kind::Binary(vec![run(
+                "upgrade",
+                &["--upgrades", "5"],
+                &["--upgrades", "20"],
+            )]),
+        }],
         "targets" => vec![
             criterion("actors"),
             actor_memory,
@@ -303,6 +312,7 @@ pub(crate) fn render(section: &str, results: &Results, stamp: &Stamp) -> Result<
         "message_pool" => message_pool(results)?,
         "idle_spin" => idle_spin(results)?,
         "reload" => reload(results)?,
+        "upgrade" => upgrade(results)?,
         "metrics" => metrics(results)?,
         "monitoring" => monitoring(results)?,
         "chan" => chan(results)?,
@@ -823,6 +833,36 @@ fn reload(results: &Results) -> Result<String, String> {
     ))
 }
 
+fn upgrade(results: &Results) -> Result<String, String> {
+    let json = results.json("upgrade")?;
+    let ms = |pointer: &str| -> Result<String, String> { Ok(time(number(json, pointer)? * 1e6)) };
+    let rows = vec![
+        vec![
+            "upgrade time: the `upgrade` request to the reply that the new process is ready".to_owned(),
+            ms("/took_ms/median")?,
+            ms("/took_ms/max")?,
+        ],
+        vec![
+            "longest gap between answered connections, 50 ms before the request to 200 ms after the reply".to_owned(),
+            ms("/gap_ms/median")?,
+            ms("/gap_ms/max")?,
+        ],
+        vec![
+            "the same gap over 300 ms with no upgrade (the baseline)".to_owned(),
+            ms("/baseline_gap_ms")?,
+            "—".to_owned(),
+        ],
+    ];
+    Ok(format!(
+        "{}
+{:.0} upgrades, 300 ms apart, of a TCP echo daemon (`service::tcp_listener`, a control socket) under 4 clients that open a connection per exchange: {:.0} connections, {:.0} failed (refused, reset, or a wrong echo). Each upgrade starts the same binary again and hands it the listener. No peer row: no other Rust daemon framework hands its listeners over.\n",
+        table(&["measure", "median", "max"], &rows),
+        number(json, "/upgrades")?,
+        number(json, "/connections")?,
+        number(json, "/failures")?,
+    ))
+}
+
 /// A percentage with its sign, one decimal.
 struct Signed(f64);
 
@@ -1213,7 +1253,7 @@ mod tests {
         for bench in &all {
             assert_eq!(all.iter().filter(|b| b.name == bench.name).count(), 1);
         }
-        assert_eq!(all.len(), 13, "one entry per bench of benches/");
+        assert_eq!(all.len(), 14, "one entry per bench of benches/");
     }
 
     #[test]
