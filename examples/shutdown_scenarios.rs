@@ -28,6 +28,8 @@
 //! - `--wedge-after-ms MS`: blocks the control worker (worker 0, where the
 //!   daemon's root actor runs) for an hour, MS after start: a wedged
 //!   daemon, which must stop petting systemd's watchdog;
+//! - `--child-env`: once started, runs `sh -c` to print which of systemd's
+//!   variables a child process inherits (`child env: ...`);
 //! - `--config PATH`: load the configuration from this TOML file (and the
 //!   `DAEMON_*` variables) instead of the variables alone;
 //! - `--health-check`: every subsystem gets a health check that passes;
@@ -65,6 +67,7 @@ struct Options {
     panic_in_cleanup: bool,
     config: Option<String>,
     wedge_after: Option<Duration>,
+    child_env: bool,
 }
 
 fn parse() -> std::result::Result<Options, String> {
@@ -82,6 +85,7 @@ fn parse() -> std::result::Result<Options, String> {
         panic_in_cleanup: false,
         config: None,
         wedge_after: None,
+        child_env: false,
     };
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> std::result::Result<u64, String> {
@@ -105,6 +109,7 @@ fn parse() -> std::result::Result<Options, String> {
             "--pid-file" => options.pid_file = Some(args.next().ok_or("--pid-file needs a path")?),
             "--no-free-realtime-signal" => options.no_free_realtime_signal = true,
             "--panic-in-cleanup" => options.panic_in_cleanup = true,
+            "--child-env" => options.child_env = true,
             "--wedge-after-ms" => {
                 options.wedge_after = Some(Duration::from_millis(number(&arg, args.next())?));
             }
@@ -254,6 +259,17 @@ async fn run(options: Options) -> Result<proc_daemon::DaemonExit> {
             std::thread::sleep(Duration::from_secs(3600));
         });
         drop(wedge.map_err(|err| Error::subsystem("wedge", err.to_string()))?);
+    }
+    if options.child_env {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("echo NOTIFY_SOCKET=${NOTIFY_SOCKET-unset} WATCHDOG_USEC=${WATCHDOG_USEC-unset} LISTEN_FDS=${LISTEN_FDS-unset}")
+            .output()
+            .map_err(|err| Error::subsystem("child-env", err.to_string()))?;
+        say(format!(
+            "child env: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        ));
     }
     say(format!("ready pid={}", std::process::id()));
     let exit = daemon.run().await;

@@ -209,6 +209,32 @@ fn a_daemon_with_a_watchdog_stops_cleanly_and_stops_petting() {
 }
 
 #[test]
+fn systemds_variables_do_not_leak_into_child_processes() {
+    // shutdown_scenarios runs on a current-thread runtime, so the process
+    // has one thread when the daemon reads the variables: they are
+    // removed (see src/service/mod.rs).
+    let notify = NotifySocket::bind();
+    let mut daemon = Process::start(
+        &example_binary("shutdown_scenarios"),
+        &["--child-env"],
+        &[
+            ("NOTIFY_SOCKET", notify.path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "5000000"),
+        ],
+        "ready pid=",
+    );
+    assert!(
+        daemon.saw("child env: NOTIFY_SOCKET=unset WATCHDOG_USEC=unset LISTEN_FDS=unset"),
+        "{:?}",
+        daemon.seen
+    );
+    // The daemon itself still notifies.
+    assert!(notify.expect("readiness").starts_with("READY=1\n"));
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(20)).0, 0);
+}
+
+#[test]
 fn a_watchdog_for_another_pid_is_not_petted() {
     let notify = NotifySocket::bind();
     let mut daemon = Process::start(
