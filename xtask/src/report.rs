@@ -12,12 +12,13 @@ use crate::results::{Results, number};
 use crate::stamp::Stamp;
 
 /// The generated sections, in the order they are run and rendered.
-pub(crate) const SECTIONS: [&str; 16] = [
+pub(crate) const SECTIONS: [&str; 17] = [
     "config_load",
     "mailbox",
     "executor",
     "actors",
     "actor_memory",
+    "scaling",
     "daemon_exit",
     "idle",
     "daemon_shutdown",
@@ -167,6 +168,14 @@ fn benches_of(section: &'static str) -> Vec<Bench> {
             name: "reload",
             kind: Kind::Binary(vec![run("reload", &["--edits", "20"], &["--edits", "50"])]),
         }],
+        "scaling" => vec![Bench {
+            name: "scaling",
+            kind: Kind::Binary(vec![run(
+                "scaling",
+                &["--sizes", "1000,10000"],
+                &["--sizes", "1000,10000,100000"],
+            )]),
+        }],
         "upgrade" => vec![Bench {
             name: "upgrade",
             kind: Kind::Binary(vec![run(
@@ -313,6 +322,7 @@ pub(crate) fn render(section: &str, results: &Results, stamp: &Stamp) -> Result<
         "idle_spin" => idle_spin(results)?,
         "reload" => reload(results)?,
         "upgrade" => upgrade(results)?,
+        "scaling" => scaling(results)?,
         "metrics" => metrics(results)?,
         "monitoring" => monitoring(results)?,
         "chan" => chan(results)?,
@@ -833,6 +843,56 @@ fn reload(results: &Results) -> Result<String, String> {
     ))
 }
 
+fn scaling(results: &Results) -> Result<String, String> {
+    let json = results.json("scaling")?;
+    let sizes = json
+        .pointer("/sizes")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("the scaling results have no sizes")?;
+    let first = sizes.first().ok_or("the scaling results are empty")?;
+    let mut header = vec!["cost".to_owned()];
+    for size in sizes {
+        header.push(format!("N = {:.0}", number(size, "/size")?));
+    }
+    header.push("largest / smallest N".to_owned());
+    let measures = [
+        ("spawn per child", "/spawn_us", 1e3),
+        ("memory per child (bytes)", "/memory_bytes", 0.0),
+        ("restart latency of one child", "/restart_us", 1e3),
+        ("shutdown per child", "/shutdown_us", 1e3),
+    ];
+    let mut rows = Vec::new();
+    for (what, pointer, to_ns) in measures {
+        let mut row = vec![what.to_owned()];
+        for size in sizes {
+            let value = number(size, pointer)?;
+            row.push(if to_ns == 0.0 {
+                format!("{value:.0}")
+            } else {
+                time(value * to_ns)
+            });
+        }
+        let last = sizes
+            .last()
+            .map(|s| number(s, pointer))
+            .transpose()?
+            .unwrap_or(0.0);
+        let base = number(first, pointer)?;
+        row.push(if base > 0.0 {
+            ratio(last / base)
+        } else {
+            "—".to_owned()
+        });
+        rows.push(row);
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    Ok(format!(
+        "{}
+One supervisor with N children on a 2-worker executor, each N in a fresh process. Restart latency: the median of 20 children spread over the tree, each told to fail, from the tell to its next incarnation's `started`. Shutdown: `stop` on the supervisor until it has stopped, over N. The target is a last column within 2×.\n",
+        table(&header, &rows)
+    ))
+}
+
 fn upgrade(results: &Results) -> Result<String, String> {
     let json = results.json("upgrade")?;
     let ms = |pointer: &str| -> Result<String, String> { Ok(time(number(json, pointer)? * 1e6)) };
@@ -1253,7 +1313,7 @@ mod tests {
         for bench in &all {
             assert_eq!(all.iter().filter(|b| b.name == bench.name).count(), 1);
         }
-        assert_eq!(all.len(), 14, "one entry per bench of benches/");
+        assert_eq!(all.len(), 15, "one entry per bench of benches/");
     }
 
     #[test]

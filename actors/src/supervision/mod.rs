@@ -65,7 +65,7 @@
 //!   message a panicking handler was handling is a dead letter.
 
 use crate::lock::lock;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -339,6 +339,7 @@ impl SupervisorBuilder {
             max_restarts: self.max_restarts,
             window: self.window,
             children: Vec::new(),
+            index: HashMap::new(),
             restarts: VecDeque::new(),
             giving_up: false,
             events: self.events.clone(),
@@ -387,6 +388,10 @@ pub struct Supervisor {
     max_restarts: u32,
     window: Duration,
     children: Vec<Child>,
+    /// Each child's index in `children`, by identity: a child's exit,
+    /// health failure or due restart finds it in O(1), not by scanning its
+    /// siblings (children are only ever appended, so an index is stable).
+    index: HashMap<ActorId, usize>,
     restarts: VecDeque<TokioInstant>,
     giving_up: bool,
     events: Option<Arc<EventBus>>,
@@ -889,6 +894,7 @@ impl Handler<AddChild> for Supervisor {
         });
         child.metrics = child.runner.adopt(events, metrics);
         Self::start_child(&mut child, ctx);
+        self.index.insert(child.id, self.children.len());
         self.children.push(child);
         Ok(())
     }
@@ -899,9 +905,8 @@ impl Handler<ChildExited> for Supervisor {
 
     async fn handle(&mut self, exited: ChildExited, ctx: &mut Context<Self>) {
         let Some(index) = self
-            .children
-            .iter()
-            .position(|child| child.id == exited.id && child.generation == exited.generation)
+            .child_index(exited.id)
+            .filter(|&i| self.children[i].generation == exited.generation)
         else {
             return; // a stale report: that incarnation was already dealt with
         };
@@ -924,10 +929,9 @@ impl Handler<HealthFailed> for Supervisor {
     type Reply = ();
 
     async fn handle(&mut self, failed: HealthFailed, ctx: &mut Context<Self>) {
-        let Some(index) = self.children.iter().position(|child| {
-            child.id == failed.id
-                && child.generation == failed.generation
-                && child.running.is_some()
+        let Some(index) = self.child_index(failed.id).filter(|&i| {
+            let child = &self.children[i];
+            child.generation == failed.generation && child.running.is_some()
         }) else {
             return;
         };
@@ -953,8 +957,9 @@ impl Handler<RestartDue> for Supervisor {
         if self.giving_up {
             return;
         }
-        if let Some(index) = self.children.iter().position(|child| {
-            child.id == due.id && child.generation == due.generation && child.running.is_none()
+        if let Some(index) = self.child_index(due.id).filter(|&i| {
+            let child = &self.children[i];
+            child.generation == due.generation && child.running.is_none()
         }) {
             Self::start_child(&mut self.children[index], ctx);
         }
@@ -962,6 +967,11 @@ impl Handler<RestartDue> for Supervisor {
 }
 
 impl Supervisor {
+    /// Where the child `id` is in `children`.
+    fn child_index(&self, id: ActorId) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
     /// This supervisor's metrics, recorded on first use under its path:
     /// the name it was built with, else the path its own supervisor
     /// recorded it under, else `supervisor-<id>`.
