@@ -24,13 +24,7 @@ fn promtool() -> PathBuf {
     if let Some(path) = std::env::var_os("PROMTOOL") {
         return PathBuf::from(path);
     }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("promtool"))
-                .find(|candidate| candidate.is_file())
-        })
-        .expect(
+    process::on_path("promtool").expect(
             "promtool is needed: set PROMTOOL or put it on PATH (see this file's docs for how to get it)",
         )
 }

@@ -20,17 +20,7 @@ mod process;
 use process::{Process, example_binary};
 
 fn activator() -> Option<PathBuf> {
-    let found = std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("systemd-socket-activate"))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("PROC_DAEMON_REQUIRE_SERVICE_TOOLS").is_none(),
-            "systemd-socket-activate is not on PATH (apt-get install systemd)"
-        );
-        eprintln!("skipped: systemd-socket-activate is not on PATH (apt-get install systemd)");
-    }
-    found
+    process::service_tool("systemd-socket-activate", "systemd")
 }
 
 fn free_port() -> u16 {

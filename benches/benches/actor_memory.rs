@@ -28,7 +28,7 @@ use std::time::Duration;
 use proc_daemon::actors::executor::Executor;
 use proc_daemon::actors::prelude::*;
 use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
-use proc_daemon_benches::{arg_or, median_of, write_json_results};
+use proc_daemon_benches::{arg_or, median_of, rss_bytes, write_json_results};
 
 mod peers;
 use peers::{Idle, KIdle};
@@ -42,19 +42,6 @@ impl actix::Actor for AIdle {
 const ACTORS: usize = 100_000;
 const SELECTOR: &str = "ACTOR_MEMORY_FRAMEWORK";
 const FRAMEWORKS: [&str; 4] = ["proc-daemon", "proc-daemon-supervised", "kameo", "actix"];
-
-/// Resident memory of this process, in bytes.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .expect("statm's second field");
-    // SAFETY: sysconf has no preconditions.
-    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page_size).expect("a positive page size")
-}
 
 fn per_actor(before: u64) -> u64 {
     rss_bytes().saturating_sub(before) / ACTORS as u64

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use proc_daemon::actors::executor::Executor;
 use proc_daemon::actors::prelude::*;
-use proc_daemon_benches::{arg_value, median_of, write_json_results};
+use proc_daemon_benches::{arg_value, median_of, rss_bytes, write_json_results};
 
 const SIZE: &str = "SCALING_BENCH_SIZE";
 
@@ -48,19 +48,6 @@ impl Handler<Fail> for Child {
     async fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
         ctx.fail("told to fail");
     }
-}
-
-/// Resident memory of this process, in bytes.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .expect("statm's second field");
-    // SAFETY: sysconf has no preconditions.
-    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page_size).expect("a positive page size")
 }
 
 fn main() {

@@ -34,6 +34,19 @@ pub fn arg_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
+/// Resident memory of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .expect("statm's second field");
+    // SAFETY: sysconf has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page_size).expect("a positive page size")
+}
+
 /// Writes a bench binary's results as JSON to the path given with
 /// `--json`, if one was given. `cargo xtask perf-report` reads these files
 /// (never the printed text) to generate docs/PERFORMANCE.md's tables.
