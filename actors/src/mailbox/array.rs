@@ -30,14 +30,14 @@
 //! # Memory
 //!
 //! The ring is allocated on the first send, so an idle mailbox that never
-//! received a message costs only its two cache lines.
+//! received a message costs only its two sides and the gap between them.
 
 use std::mem::MaybeUninit;
 use std::ptr;
 
 use super::queue::Queue;
 use super::signal::{RecvSignal, SendWaiters};
-use super::{CachePadded, Pop, TrySendError};
+use super::{LineGap, Pop, TrySendError};
 use crate::loom::{AtomicPtr, AtomicUsize, Backoff, Ordering, UnsafeCell};
 
 struct Slot<T> {
@@ -68,9 +68,12 @@ struct Rx<T> {
 }
 
 /// A bounded lock-free MPSC queue. See the module docs.
+#[repr(C)]
 pub(crate) struct Array<T> {
-    tx: CachePadded<Tx<T>>,
-    rx: CachePadded<Rx<T>>,
+    tx: Tx<T>,
+    /// Keeps the two sides on different cache lines (see [`LineGap`]).
+    _apart: LineGap,
+    rx: Rx<T>,
 }
 
 // SAFETY: messages move between threads through the slots, so `T: Send` is
@@ -90,50 +93,51 @@ impl<T> Array<T> {
         debug_assert!((1..=Self::MAX_CAPACITY).contains(&cap));
         let one_lap = (cap + 1).next_power_of_two() * 2;
         Array {
-            tx: CachePadded(Tx {
+            tx: Tx {
                 tail: AtomicUsize::new(0),
                 ring: AtomicPtr::new(ptr::null_mut()),
                 cap,
                 one_lap,
                 signal: RecvSignal::new(),
                 senders: AtomicUsize::new(1),
-            }),
-            rx: CachePadded(Rx {
+            },
+            _apart: LineGap::new(),
+            rx: Rx {
                 head: AtomicUsize::new(0),
                 ring: AtomicPtr::new(ptr::null_mut()),
                 cap,
                 one_lap,
                 waiters: SendWaiters::new(),
-            }),
+            },
         }
     }
 
     fn mark_bit(&self) -> usize {
-        self.tx.0.one_lap >> 1
+        self.tx.one_lap >> 1
     }
 
     pub(crate) fn signal(&self) -> &RecvSignal {
-        &self.tx.0.signal
+        &self.tx.signal
     }
 
     pub(crate) fn waiters(&self) -> &SendWaiters {
-        &self.rx.0.waiters
+        &self.rx.waiters
     }
 
     /// The ring, allocating it on first use.
     fn ring(&self) -> *mut Slot<T> {
-        let ring = self.tx.0.ring.load(Ordering::Acquire);
+        let ring = self.tx.ring.load(Ordering::Acquire);
         if !ring.is_null() {
             return ring;
         }
-        let slots: Box<[Slot<T>]> = (0..self.tx.0.cap)
+        let slots: Box<[Slot<T>]> = (0..self.tx.cap)
             .map(|i| Slot {
                 stamp: AtomicUsize::new(i),
                 value: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
         let fresh = Box::into_raw(slots).cast::<Slot<T>>();
-        match self.tx.0.ring.compare_exchange(
+        match self.tx.ring.compare_exchange(
             ptr::null_mut(),
             fresh,
             Ordering::AcqRel,
@@ -142,7 +146,7 @@ impl<T> Array<T> {
             Ok(_) => fresh,
             Err(installed) => {
                 // SAFETY: `fresh` was never shared; it is the slice made above.
-                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, self.tx.0.cap)) });
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, self.tx.cap)) });
                 installed
             }
         }
@@ -151,19 +155,19 @@ impl<T> Array<T> {
     /// After a sender registered on [`SendWaiters`]: is the mailbox still
     /// full (and open)? `SeqCst`, as the wake-up protocol requires.
     pub(crate) fn still_full(&self) -> bool {
-        let tail = self.tx.0.tail.load(Ordering::SeqCst);
+        let tail = self.tx.tail.load(Ordering::SeqCst);
         if tail & self.mark_bit() != 0 {
             return false;
         }
-        let head = self.rx.0.head.load(Ordering::SeqCst);
-        head.wrapping_add(self.tx.0.one_lap) == tail
+        let head = self.rx.head.load(Ordering::SeqCst);
+        head.wrapping_add(self.tx.one_lap) == tail
     }
 
     /// The head slot holds no message: `Closed` if nothing was claimed and
     /// the mailbox is closed; otherwise `Empty` (a claimed slot's producer
     /// wakes the receiver once it has written it).
     fn empty_or_closed(&self, head: usize) -> Pop<T> {
-        let tail = self.tx.0.tail.load(Ordering::SeqCst);
+        let tail = self.tx.tail.load(Ordering::SeqCst);
         let mark_bit = self.mark_bit();
         if tail & mark_bit != 0 && tail & !mark_bit == head {
             Pop::Closed
@@ -176,8 +180,8 @@ impl<T> Array<T> {
     /// Returns whether this call closed it.
     pub(crate) fn close(&self) -> bool {
         let closed_now =
-            self.tx.0.tail.fetch_or(self.mark_bit(), Ordering::SeqCst) & self.mark_bit() == 0;
-        self.rx.0.waiters.notify_all();
+            self.tx.tail.fetch_or(self.mark_bit(), Ordering::SeqCst) & self.mark_bit() == 0;
+        self.rx.waiters.notify_all();
         closed_now
     }
 }
@@ -185,7 +189,7 @@ impl<T> Array<T> {
 impl<T> Queue<T> for Array<T> {
     /// Appends `msg`, or hands it back if the mailbox is full or closed.
     fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
-        let tx = &self.tx.0;
+        let tx = &self.tx;
         let mark_bit = self.mark_bit();
         let ring = self.ring();
         let mut backoff = Backoff::new();
@@ -231,7 +235,7 @@ impl<T> Queue<T> for Array<T> {
             } else if stamp.wrapping_add(tx.one_lap) == tail + 1 {
                 // The slot still holds last lap's message: full, unless the
                 // receiver is in the middle of reading it.
-                let head = self.rx.0.head.load(Ordering::SeqCst);
+                let head = self.rx.head.load(Ordering::SeqCst);
                 if head.wrapping_add(tx.one_lap) == tail {
                     return Err(TrySendError::Full(msg));
                 }
@@ -249,10 +253,10 @@ impl<T> Queue<T> for Array<T> {
     ///
     /// As for [`pop`](Self::pop).
     unsafe fn pop_checked<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
-        let rx = &self.rx.0;
+        let rx = &self.rx;
         let mut ring = rx.ring.load(Ordering::Relaxed);
         if ring.is_null() {
-            ring = self.tx.0.ring.load(Ordering::Acquire);
+            ring = self.tx.ring.load(Ordering::Acquire);
             if ring.is_null() {
                 return self.empty_or_closed(rx.head.load(Ordering::Relaxed));
             }
@@ -288,17 +292,17 @@ impl<T> Queue<T> for Array<T> {
     }
 
     fn is_closed(&self) -> bool {
-        self.tx.0.tail.load(Ordering::SeqCst) & self.mark_bit() != 0
+        self.tx.tail.load(Ordering::SeqCst) & self.mark_bit() != 0
     }
 
     /// The number of messages queued.
     fn len(&self) -> usize {
         let mark_bit = self.mark_bit();
         loop {
-            let tail = self.tx.0.tail.load(Ordering::SeqCst);
-            let head = self.rx.0.head.load(Ordering::SeqCst);
+            let tail = self.tx.tail.load(Ordering::SeqCst);
+            let head = self.rx.head.load(Ordering::SeqCst);
             // Only a consistent pair of readings gives a meaningful count.
-            if self.tx.0.tail.load(Ordering::SeqCst) != tail {
+            if self.tx.tail.load(Ordering::SeqCst) != tail {
                 continue;
             }
             let tail_index = tail & (mark_bit - 1);
@@ -306,21 +310,21 @@ impl<T> Queue<T> for Array<T> {
             return if head_index < tail_index {
                 tail_index - head_index
             } else if head_index > tail_index {
-                self.tx.0.cap - head_index + tail_index
+                self.tx.cap - head_index + tail_index
             } else if tail & !mark_bit == head {
                 0
             } else {
-                self.tx.0.cap
+                self.tx.cap
             };
         }
     }
 
     fn senders(&self) -> &AtomicUsize {
-        &self.tx.0.senders
+        &self.tx.senders
     }
 
     fn limit(&self) -> Option<usize> {
-        Some(self.tx.0.cap)
+        Some(self.tx.cap)
     }
 
     fn close_and_wake(&self) {
@@ -332,14 +336,14 @@ impl<T> Queue<T> for Array<T> {
 
 impl<T> Drop for Array<T> {
     fn drop(&mut self) {
-        let ring = self.tx.0.ring.load(Ordering::Relaxed);
+        let ring = self.tx.ring.load(Ordering::Relaxed);
         if ring.is_null() {
             return;
         }
         let len = self.len();
-        let head = self.rx.0.head.load(Ordering::Relaxed);
+        let head = self.rx.head.load(Ordering::Relaxed);
         let mark_bit = self.mark_bit();
-        let cap = self.tx.0.cap;
+        let cap = self.tx.cap;
         // SAFETY: `&mut self`: both sides are gone, so every claimed slot is
         // written; the `len` slots from `head` hold unread messages, each
         // dropped once, and the ring is the slice `ring()` allocated.

@@ -48,7 +48,7 @@ use std::ptr;
 
 use super::queue::Queue;
 use super::signal::RecvSignal;
-use super::{CachePadded, Pop, TrySendError};
+use super::{LineGap, Pop, TrySendError};
 use crate::loom::{AtomicPtr, AtomicUsize, Backoff, Ordering, UnsafeCell};
 
 /// Positions per block, including the sentinel. Tiny under loom, so that the
@@ -89,7 +89,7 @@ impl<T> Block<T> {
     }
 }
 
-/// The producers' side, on its own cache line.
+/// The producers' side, a [`LineGap`] away from the receiver's.
 struct Tx<T> {
     tail: AtomicUsize,
     block: AtomicPtr<Block<T>>,
@@ -107,9 +107,12 @@ struct Rx<T> {
 }
 
 /// An unbounded lock-free MPSC queue. See the module docs.
+#[repr(C)]
 pub(crate) struct List<T> {
-    tx: CachePadded<Tx<T>>,
-    rx: CachePadded<Rx<T>>,
+    tx: Tx<T>,
+    /// Keeps the two sides on different cache lines (see [`LineGap`]).
+    _apart: LineGap,
+    rx: Rx<T>,
 }
 
 // SAFETY: messages move between threads through the slots, so `T: Send` is
@@ -122,28 +125,29 @@ unsafe impl<T: Send> Sync for List<T> {}
 impl<T> List<T> {
     pub(crate) fn new() -> Self {
         List {
-            tx: CachePadded(Tx {
+            tx: Tx {
                 tail: AtomicUsize::new(0),
                 block: AtomicPtr::new(ptr::null_mut()),
                 signal: RecvSignal::new(),
                 senders: AtomicUsize::new(1),
-            }),
-            rx: CachePadded(Rx {
+            },
+            _apart: LineGap::new(),
+            rx: Rx {
                 head: AtomicUsize::new(0),
                 block: AtomicPtr::new(ptr::null_mut()),
-            }),
+            },
         }
     }
 
     pub(crate) fn signal(&self) -> &RecvSignal {
-        &self.tx.0.signal
+        &self.tx.signal
     }
 
     /// The head slot holds no message. It is `Closed` only if nothing was
     /// claimed either; a slot claimed but not yet written counts as empty,
     /// and its producer wakes the receiver once it has written it.
     fn empty_or_closed(&self, head: usize) -> Pop<T> {
-        let tail = self.tx.0.tail.load(Ordering::SeqCst);
+        let tail = self.tx.tail.load(Ordering::SeqCst);
         if tail & CLOSED != 0 && tail >> SHIFT == head >> SHIFT {
             Pop::Closed
         } else {
@@ -153,7 +157,7 @@ impl<T> List<T> {
 
     /// Closes the mailbox to senders. Returns whether this call closed it.
     pub(crate) fn close(&self) -> bool {
-        self.tx.0.tail.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
+        self.tx.tail.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
     }
 }
 
@@ -165,7 +169,7 @@ fn real_slots_before(position: usize) -> usize {
 impl<T> Queue<T> for List<T> {
     /// Appends `msg`, or hands it back if the mailbox is closed.
     fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
-        let tx = &self.tx.0;
+        let tx = &self.tx;
         let mut backoff = Backoff::new();
         let mut tail = tx.tail.load(Ordering::Acquire);
         let mut block = tx.block.load(Ordering::Acquire);
@@ -195,7 +199,7 @@ impl<T> Queue<T> for List<T> {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
-                        self.rx.0.block.store(first, Ordering::Release);
+                        self.rx.block.store(first, Ordering::Release);
                         block = first;
                     }
                     Err(_) => {
@@ -252,7 +256,7 @@ impl<T> Queue<T> for List<T> {
     ///
     /// As for [`pop`](Self::pop).
     unsafe fn pop_checked<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
-        let rx = &self.rx.0;
+        let rx = &self.rx;
         let mut head = rx.head.load(Ordering::Relaxed);
         let mut block = rx.block.load(Ordering::Acquire);
         loop {
@@ -299,18 +303,18 @@ impl<T> Queue<T> for List<T> {
     }
 
     fn is_closed(&self) -> bool {
-        self.tx.0.tail.load(Ordering::SeqCst) & CLOSED != 0
+        self.tx.tail.load(Ordering::SeqCst) & CLOSED != 0
     }
 
     /// The number of messages queued (claimed, written or not).
     fn len(&self) -> usize {
-        let head = self.rx.0.head.load(Ordering::Acquire) >> SHIFT;
-        let tail = self.tx.0.tail.load(Ordering::Acquire) >> SHIFT;
+        let head = self.rx.head.load(Ordering::Acquire) >> SHIFT;
+        let tail = self.tx.tail.load(Ordering::Acquire) >> SHIFT;
         real_slots_before(tail).saturating_sub(real_slots_before(head))
     }
 
     fn senders(&self) -> &AtomicUsize {
-        &self.tx.0.senders
+        &self.tx.senders
     }
 
     fn limit(&self) -> Option<usize> {
@@ -327,9 +331,9 @@ impl<T> Queue<T> for List<T> {
 impl<T> Drop for List<T> {
     fn drop(&mut self) {
         // Both sides are gone, so every claimed position has been written.
-        let mut head = self.rx.0.head.load(Ordering::Relaxed) >> SHIFT;
-        let tail = self.tx.0.tail.load(Ordering::Relaxed) >> SHIFT;
-        let mut block = self.rx.0.block.load(Ordering::Relaxed);
+        let mut head = self.rx.head.load(Ordering::Relaxed) >> SHIFT;
+        let tail = self.tx.tail.load(Ordering::Relaxed) >> SHIFT;
+        let mut block = self.rx.block.load(Ordering::Relaxed);
         // SAFETY: `&mut self`: no other access. Each position between head
         // and tail holds one written, unread message; each block on the way
         // is freed once.

@@ -47,8 +47,9 @@
 //!   that find it busy pay a single load. A sender parked on a full bounded
 //!   mailbox is woken when a slot frees up or the mailbox closes.
 //! - An idle mailbox that never received a message allocates no message
-//!   storage: it is two cache lines plus the `Arc` header (a test checks it
-//!   stays within 256 bytes).
+//!   storage: it is its two sides (a cache line or less each), the 64-byte
+//!   gap that keeps them apart, and the `Arc` header (a test checks it
+//!   stays within 224 bytes).
 //!
 //! `signal.rs` documents the wake-up protocol; `loom-tests/` checks it and
 //! the queues under every interleaving loom explores.
@@ -73,11 +74,24 @@ use self::queue::Queue;
 use self::signal::{RecvSignal, Waiter};
 use crate::loom::{Arc, Backoff, Ordering};
 
-/// Aligns a value to a cache line, so that the producers' and the receiver's
-/// hot fields do not share one. 64 bytes: the line size of the x86-64 and
-/// most AArch64 parts this runs on.
-#[repr(align(64))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
+/// Sixty-four bytes of nothing, placed between a queue's producer side and
+/// its receiver side so that the two can never share a cache line (64
+/// bytes on x86-64 and most AArch64 parts): two bytes at least 64 apart
+/// are on different lines whatever the allocation's alignment.
+///
+/// An earlier version aligned each side to 64 instead. That costs as much
+/// padding, and more: the system allocator serves a 64-aligned block by
+/// over-allocating and splitting, about 100 bytes more per idle actor
+/// (measured with `benches/actor_memory.rs`, see docs/performance-history.md).
+pub(crate) struct LineGap {
+    _bytes: [u64; 8],
+}
+
+impl LineGap {
+    pub(crate) const fn new() -> Self {
+        LineGap { _bytes: [0; 8] }
+    }
+}
 
 /// What the receiver found at the head of a queue.
 pub(crate) enum Pop<T> {
