@@ -430,3 +430,51 @@ fn spawn_on_places_the_actor_on_that_worker() {
     );
     shut_down(executor);
 }
+
+/// Issue 24's million-actor run, at CI size (`benches/scaling.rs` runs
+/// it at full size): ten thousand actors spawned, each answering one ask
+/// with its own value, then all stopped, and nothing left on the workers.
+#[test]
+fn ten_thousand_actors_each_answer_one_ask_then_stop() {
+    const ACTORS: u64 = 10_000;
+    struct Echo(u64);
+    impl Actor for Echo {}
+    struct Which;
+    impl Handler<Which> for Echo {
+        type Reply = u64;
+        async fn handle(&mut self, _: Which, _ctx: &mut Context<Self>) -> u64 {
+            self.0
+        }
+    }
+    let executor = executor();
+    let spawner = executor.clone();
+    let answered = run_within(&executor, Duration::from_secs(60), async move {
+        let actors: Vec<_> = (0..ACTORS).map(|n| spawn(&spawner, Echo(n))).collect();
+        let mut answered = 0;
+        for (n, actor) in actors.iter().enumerate() {
+            assert_eq!(actor.ask(Which).await.unwrap(), n as u64);
+            answered += 1;
+        }
+        for actor in &actors {
+            actor.stop();
+        }
+        for actor in &actors {
+            actor.wait_for_stop().await;
+            assert_eq!(actor.state(), ActorState::Stopped);
+        }
+        answered
+    });
+    assert_eq!(answered, ACTORS);
+    // An actor is marked stopped just before its task returns: give the
+    // last tasks a moment to finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while executor.metrics().iter().any(|worker| worker.alive > 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tasks left: {:?}",
+            executor.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    shut_down(executor);
+}

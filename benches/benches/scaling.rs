@@ -1,35 +1,238 @@
-//! How the costs of a supervision tree grow with its size: one supervisor
-//! with N children, for each N of `--sizes`, each N in a fresh process.
+//! How costs grow with the number of actors, for proc-daemon and its
+//! peers: each (kind, framework, N) in a fresh process, for each N of
+//! `--sizes`.
 //!
 //! ```text
 //! cargo bench -p proc-daemon-benches --bench scaling
-//! cargo bench -p proc-daemon-benches --bench scaling -- --sizes 1000,10000,100000 --json out.json
+//! cargo bench -p proc-daemon-benches --bench scaling -- --sizes 1000,10000,100000,1000000 --json out.json
 //! ```
 //!
-//! Per N, on a 2-worker executor:
-//! - spawn per child: `child(..).spawn().await` N times, the total over N;
+//! **Idle actors** (`actors`), proc-daemon, kameo 0.22 and actix 0.13, all
+//! on one thread (ours: a 1-worker executor, everything on worker 0;
+//! kameo: tokio current-thread; actix: one `System`). Per N:
+//! - spawn per actor: N spawns, the total over N (ours `spawn_on`, kameo
+//!   `spawn`, actix `start`);
+//! - memory per actor: the resident set's growth over N, once every actor
+//!   has started;
+//! - ask per actor: one `ask` to each actor in turn, each answered before
+//!   the next (actix: `send(..).await`), the total over N;
+//! - stop per actor: stop every actor and wait until each has ended, the
+//!   total over N (kameo: `stop_gracefully` then `wait_for_shutdown`;
+//!   actix: drop the addresses and wait for every `stopped` hook).
+//!
+//! With N = 1,000,000 this is the million-actor run of issue 24.
+//!
+//! **A supervision tree** (`tree`), proc-daemon only (no peer has a
+//! supervisor that restarts a child in place): one supervisor with N
+//! children on a 2-worker executor. Per N:
+//! - spawn per child: `child(..).spawn().await` N times, over N;
 //! - memory per child: the resident set's growth over N;
 //! - restart latency of one child: 20 children spread over the tree are
-//!   told to fail (`Context::fail`), one at a time; the time from the tell
-//!   to the new incarnation's `started` (the median). The supervisor finds
-//!   the child that ended by its identity;
-//! - shutdown per child: `stop` on the supervisor and `wait_for_stop`, the
-//!   total over N (children stop one by one, in reverse order).
+//!   told to fail (`Context::fail`), one at a time; the median time from
+//!   the tell to the new incarnation's `started`;
+//! - exit latency of one child: 20 other children are told to stop for
+//!   good (`Context::stop`), one at a time; the median time from the tell
+//!   to `wait_for_stop` returning, which is after the supervisor has
+//!   handled the exit (it marks the child stopped);
+//! - shutdown per child: `stop` on the supervisor and `wait_for_stop`,
+//!   over N (children stop one by one, in reverse order).
 //!
 //! The target (issue 24): each stays within 2x of its value at 1k.
 
+use std::cell::Cell as StdCell;
 use std::process::Command;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proc_daemon::actors::executor::Executor;
 use proc_daemon::actors::prelude::*;
+use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
 use proc_daemon_benches::{arg_value, median_of, rss_bytes, write_json_results};
 
-const SIZE: &str = "SCALING_BENCH_SIZE";
+/// Selects what a child process measures: `kind:framework:size`.
+const SELECTOR: &str = "SCALING_BENCH_RUN";
+const PEERS: [&str; 3] = ["proc-daemon", "kameo", "actix"];
 
-/// A child that counts its incarnations and fails when told.
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+// ---- idle actors that answer one ask ----
+
+/// A proc-daemon actor that answers `Ping`.
+struct Pinged;
+impl Actor for Pinged {}
+struct Ping;
+impl Handler<Ping> for Pinged {
+    type Reply = ();
+    async fn handle(&mut self, _: Ping, _ctx: &mut Context<Self>) {}
+}
+
+/// A kameo actor that answers `KPing`.
+#[derive(kameo::Actor)]
+struct KPinged;
+struct KPing;
+impl kameo::message::Message<KPing> for KPinged {
+    type Reply = ();
+    async fn handle(
+        &mut self,
+        _: KPing,
+        _ctx: &mut kameo::message::Context<Self, Self::Reply>,
+    ) -> Self::Reply {
+    }
+}
+
+/// An actix actor that answers `APing` and counts itself among the living
+/// until its `stopped` hook.
+struct APinged(Rc<StdCell<u64>>);
+impl actix::Actor for APinged {
+    type Context = actix::Context<Self>;
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+struct APing;
+impl actix::Message for APing {
+    type Result = ();
+}
+impl actix::Handler<APing> for APinged {
+    type Result = ();
+    fn handle(&mut self, _: APing, _ctx: &mut Self::Context) {}
+}
+
+/// Spawn, memory, ask and stop per actor, in microseconds and bytes.
+struct ActorCosts {
+    spawn: Duration,
+    memory: u64,
+    ask: Duration,
+    stop: Duration,
+}
+
+fn idle_actors(framework: &str, size: usize) -> ActorCosts {
+    match framework {
+        "proc-daemon" => {
+            let executor = Executor::builder()
+                .worker_threads(1)
+                .build()
+                .expect("an executor");
+            let spawner = executor.clone();
+            let costs = executor
+                .spawn_on(0, async move {
+                    let before = rss_bytes();
+                    let started = Instant::now();
+                    let mut actors = Vec::with_capacity(size);
+                    for _ in 0..size {
+                        actors.push(
+                            spawn_on(&spawner, 0, Pinged, SpawnOptions::default())
+                                .expect("worker 0"),
+                        );
+                    }
+                    let spawn = started.elapsed();
+                    // Let every actor run its `started` hook and park.
+                    tokio::task::yield_now().await;
+                    let memory = rss_bytes().saturating_sub(before);
+                    let asking = Instant::now();
+                    for actor in &actors {
+                        actor.ask(Ping).await.expect("an answer");
+                    }
+                    let ask = asking.elapsed();
+                    let stopping = Instant::now();
+                    for actor in &actors {
+                        actor.stop();
+                    }
+                    for actor in &actors {
+                        actor.wait_for_stop().await;
+                    }
+                    let stop = stopping.elapsed();
+                    ActorCosts {
+                        spawn,
+                        memory,
+                        ask,
+                        stop,
+                    }
+                })
+                .expect("worker 0")
+                .join()
+                .expect("the measurement");
+            executor
+                .shutdown(Duration::from_secs(10))
+                .expect("the executor stops");
+            costs
+        }
+        "kameo" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(async {
+                let before = rss_bytes();
+                let started = Instant::now();
+                let actors: Vec<_> = (0..size)
+                    .map(|_| <KPinged as kameo::actor::Spawn>::spawn(KPinged))
+                    .collect();
+                let spawn = started.elapsed();
+                tokio::task::yield_now().await;
+                let memory = rss_bytes().saturating_sub(before);
+                let asking = Instant::now();
+                for actor in &actors {
+                    actor.ask(KPing).await.expect("an answer");
+                }
+                let ask = asking.elapsed();
+                let stopping = Instant::now();
+                for actor in &actors {
+                    let _ = actor.stop_gracefully().await;
+                }
+                for actor in &actors {
+                    actor.wait_for_shutdown().await;
+                }
+                let stop = stopping.elapsed();
+                ActorCosts {
+                    spawn,
+                    memory,
+                    ask,
+                    stop,
+                }
+            }),
+        "actix" => actix::System::new().block_on(async move {
+            let alive = Rc::new(StdCell::new(0u64));
+            let before = rss_bytes();
+            let started = Instant::now();
+            let actors: Vec<_> = (0..size)
+                .map(|_| {
+                    alive.set(alive.get() + 1);
+                    actix::Actor::start(APinged(alive.clone()))
+                })
+                .collect();
+            let spawn = started.elapsed();
+            tokio::task::yield_now().await;
+            let memory = rss_bytes().saturating_sub(before);
+            let asking = Instant::now();
+            for actor in &actors {
+                actor.send(APing).await.expect("an answer");
+            }
+            let ask = asking.elapsed();
+            let stopping = Instant::now();
+            // An actix actor stops once its last address is gone.
+            drop(actors);
+            while alive.get() > 0 {
+                tokio::task::yield_now().await;
+            }
+            let stop = stopping.elapsed();
+            ActorCosts {
+                spawn,
+                memory,
+                ask,
+                stop,
+            }
+        }),
+        other => panic!("unknown framework {other}"),
+    }
+}
+
+// ---- a supervision tree ----
+
+/// A child that counts its incarnations, and fails or stops when told.
 struct Child {
     starts: Arc<AtomicU64>,
 }
@@ -42,7 +245,6 @@ impl Actor for Child {
 }
 
 struct Fail;
-
 impl Handler<Fail> for Child {
     type Reply = ();
     async fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
@@ -50,40 +252,16 @@ impl Handler<Fail> for Child {
     }
 }
 
-fn main() {
-    if let Ok(size) = std::env::var(SIZE) {
-        measure(size.parse().expect("a size"));
-        return;
+struct Quit;
+impl Handler<Quit> for Child {
+    type Reply = ();
+    async fn handle(&mut self, _: Quit, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
-    let sizes: Vec<usize> = arg_value("--sizes")
-        .unwrap_or_else(|| "1000,10000,100000".to_owned())
-        .split(',')
-        .map(|n| n.trim().parse().expect("--sizes: numbers"))
-        .collect();
-    let mut rows = Vec::new();
-    println!("one supervisor with N children, a fresh process per N");
-    for &size in &sizes {
-        let out = Command::new(std::env::current_exe().expect("this binary"))
-            .env(SIZE, size.to_string())
-            .output()
-            .expect("run a size");
-        assert!(out.status.success(), "size {size}: {out:?}");
-        let row: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("the size's JSON line");
-        println!(
-            "  N = {size:>8}: spawn {:8.2} µs/child   memory {:6.0} B/child   restart {:8.1} µs   shutdown {:8.2} µs/child",
-            row["spawn_us"].as_f64().unwrap_or(0.0),
-            row["memory_bytes"].as_f64().unwrap_or(0.0),
-            row["restart_us"].as_f64().unwrap_or(0.0),
-            row["shutdown_us"].as_f64().unwrap_or(0.0),
-        );
-        rows.push(row);
-    }
-    write_json_results(&serde_json::json!({ "sizes": rows }));
 }
 
-/// One N, in this process; prints its JSON line.
-fn measure(size: usize) {
+fn tree(size: usize) -> serde_json::Value {
+    assert!(size >= 40, "the tree needs at least 40 children");
     let executor = Executor::builder()
         .worker_threads(2)
         .build()
@@ -103,6 +281,7 @@ fn measure(size: usize) {
                     root.child(format!("c{n}"), move || Child {
                         starts: starts.clone(),
                     })
+                    .restart(RestartPolicy::OnFailure)
                     .spawn()
                     .await
                     .expect("a child"),
@@ -114,9 +293,10 @@ fn measure(size: usize) {
             }
             let memory = rss_bytes().saturating_sub(before) as f64 / size as f64;
 
+            let spread = |k: usize| k * (size - 2) / 19;
             let mut restarts = Vec::new();
             for k in 0..20 {
-                let child = &children[k * (size - 1) / 19];
+                let child = &children[spread(k)];
                 let seen = starts.load(Ordering::Acquire);
                 let told = Instant::now();
                 child.tell(Fail).await.expect("a tell");
@@ -127,18 +307,28 @@ fn measure(size: usize) {
             }
             let restart = median_of(&mut restarts);
 
+            let mut exits = Vec::new();
+            for k in 0..20 {
+                let child = &children[spread(k) + 1];
+                let told = Instant::now();
+                child.tell(Quit).await.expect("a tell");
+                child.wait_for_stop().await;
+                exits.push(told.elapsed());
+            }
+            let exit = median_of(&mut exits);
+
             drop(children);
             let stopping = Instant::now();
             root.stop();
             root.wait_for_stop().await;
             let shutdown = stopping.elapsed();
-            let us = |d: Duration| d.as_secs_f64() * 1e6;
             (
                 serde_json::json!({
                     "size": size,
                     "spawn_us": us(spawn) / size as f64,
                     "memory_bytes": memory,
                     "restart_us": us(restart),
+                    "exit_us": us(exit),
                     "shutdown_us": us(shutdown) / size as f64,
                 }),
                 root,
@@ -147,8 +337,93 @@ fn measure(size: usize) {
         .join()
         .expect("the measurement");
     drop(root);
-    println!("{row}");
     executor
         .shutdown(Duration::from_secs(10))
         .expect("the executor stops");
+    row
+}
+
+/// One run, in this process; prints its JSON line.
+fn measure(selector: &str) {
+    let mut parts = selector.split(':');
+    let (Some(kind), Some(framework), Some(size)) = (parts.next(), parts.next(), parts.next())
+    else {
+        panic!("{SELECTOR}: kind:framework:size, not {selector}");
+    };
+    let size: usize = size.parse().expect("a size");
+    let row = match kind {
+        "actors" => {
+            let costs = idle_actors(framework, size);
+            serde_json::json!({
+                "size": size,
+                "spawn_us": us(costs.spawn) / size as f64,
+                "memory_bytes": costs.memory as f64 / size as f64,
+                "ask_us": us(costs.ask) / size as f64,
+                "stop_us": us(costs.stop) / size as f64,
+            })
+        }
+        "tree" => tree(size),
+        other => panic!("unknown kind {other}"),
+    };
+    println!("{row}");
+}
+
+/// Runs this binary again for one measurement, and reads its JSON line.
+fn run_fresh(kind: &str, framework: &str, size: usize) -> serde_json::Value {
+    let out = Command::new(std::env::current_exe().expect("this binary"))
+        .env(SELECTOR, format!("{kind}:{framework}:{size}"))
+        .output()
+        .expect("run a size");
+    assert!(out.status.success(), "{kind} {framework} {size}: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("the run's JSON line")
+}
+
+fn main() {
+    if let Ok(selector) = std::env::var(SELECTOR) {
+        measure(&selector);
+        return;
+    }
+    let sizes: Vec<usize> = arg_value("--sizes")
+        .unwrap_or_else(|| "1000,10000,100000".to_owned())
+        .split(',')
+        .map(|n| n.trim().parse().expect("--sizes: numbers"))
+        .collect();
+    let number = |row: &serde_json::Value, key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+
+    println!("idle actors on one thread, a fresh process per framework and N (per actor)");
+    let mut actors = serde_json::Map::new();
+    for framework in PEERS {
+        let mut rows = Vec::new();
+        for &size in &sizes {
+            let row = run_fresh("actors", framework, size);
+            println!(
+                "  {framework:<12} N = {size:>8}: spawn {:7.3} µs   memory {:6.0} B   ask {:7.3} µs   stop {:7.3} µs",
+                number(&row, "spawn_us"),
+                number(&row, "memory_bytes"),
+                number(&row, "ask_us"),
+                number(&row, "stop_us"),
+            );
+            rows.push(row);
+        }
+        actors.insert(framework.to_owned(), serde_json::Value::Array(rows));
+    }
+
+    println!("one supervisor with N children, a fresh process per N");
+    let mut tree_rows = Vec::new();
+    for &size in &sizes {
+        let row = run_fresh("tree", "proc-daemon", size);
+        println!(
+            "  N = {size:>8}: spawn {:8.2} µs/child   memory {:6.0} B/child   restart {:8.1} µs   exit {:8.1} µs   shutdown {:8.2} µs/child",
+            number(&row, "spawn_us"),
+            number(&row, "memory_bytes"),
+            number(&row, "restart_us"),
+            number(&row, "exit_us"),
+            number(&row, "shutdown_us"),
+        );
+        tree_rows.push(row);
+    }
+    write_json_results(&serde_json::json!({
+        "actors": actors,
+        "tree": tree_rows,
+    }));
 }

@@ -22,6 +22,7 @@
 
 mod cycles;
 mod markers;
+mod plot;
 mod report;
 mod results;
 mod stamp;
@@ -211,8 +212,36 @@ fn perf_report(options: Options) -> Result<(), String> {
             .map_err(|err| format!("section {section}: {err}"))?;
         document = markers::replace(&document, section, &table)?;
     }
+    // The README's performance summary is the targets table, and only a
+    // full run that rewrites docs/PERFORMANCE.md rewrites it.
+    let summary = match (&options.out, selected.contains(&"targets")) {
+        (None, true) => {
+            let readme_path = root.join("README.md");
+            let readme = std::fs::read_to_string(&readme_path)
+                .map_err(|err| format!("reading {}: {err}", readme_path.display()))?;
+            let targets = report::render("targets", &results, &stamp)
+                .map_err(|err| format!("section targets: {err}"))?;
+            Some((
+                readme_path.clone(),
+                markers::replace(&readme, "targets", &targets)?,
+            ))
+        }
+        _ => None,
+    };
     let out = options.out.unwrap_or(template_path);
     std::fs::write(&out, document).map_err(|err| format!("writing {}: {err}", out.display()))?;
+    if let Some((readme_path, readme)) = summary {
+        std::fs::write(&readme_path, readme)
+            .map_err(|err| format!("writing {}: {err}", readme_path.display()))?;
+        println!("xtask: wrote {}", readme_path.display());
+    }
+    if selected.contains(&"scaling") {
+        // Beside the report, which links to it by its file name.
+        let plot = out.with_file_name("scaling.svg");
+        let svg = report::scaling_svg(&results).map_err(|err| format!("section scaling: {err}"))?;
+        std::fs::write(&plot, svg).map_err(|err| format!("writing {}: {err}", plot.display()))?;
+        println!("xtask: wrote {}", plot.display());
+    }
     println!(
         "xtask: wrote {} ({} run; sections: {})",
         out.display(),

@@ -7,18 +7,21 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use crate::Mode;
 use crate::results::{Results, number};
 use crate::stamp::Stamp;
 
 /// The generated sections, in the order they are run and rendered.
-pub(crate) const SECTIONS: [&str; 17] = [
+pub(crate) const SECTIONS: [&str; 18] = [
     "config_load",
     "mailbox",
     "executor",
     "actors",
     "actor_memory",
     "scaling",
+    "subsystems",
     "daemon_exit",
     "idle",
     "daemon_shutdown",
@@ -176,6 +179,14 @@ fn benches_of(section: &'static str) -> Vec<Bench> {
                 &["--sizes", "1000,10000,100000"],
             )]),
         }],
+        "subsystems" => vec![Bench {
+            name: "subsystems",
+            kind: Kind::Binary(vec![run(
+                "subsystems",
+                &["--subsystems", "10000"],
+                &["--subsystems", "100000"],
+            )]),
+        }],
         "upgrade" => vec![Bench {
             name: "upgrade",
             kind: Kind::Binary(vec![run(
@@ -323,6 +334,7 @@ pub(crate) fn render(section: &str, results: &Results, stamp: &Stamp) -> Result<
         "reload" => reload(results)?,
         "upgrade" => upgrade(results)?,
         "scaling" => scaling(results)?,
+        "subsystems" => subsystems(results)?,
         "metrics" => metrics(results)?,
         "monitoring" => monitoring(results)?,
         "chan" => chan(results)?,
@@ -843,53 +855,169 @@ fn reload(results: &Results) -> Result<String, String> {
     ))
 }
 
+/// The frameworks of the scaling bench's idle-actor runs, with their
+/// names in the table and their colours in the plot.
+const SCALING_PEERS: [(&str, &str, &str); 3] = [
+    ("proc-daemon", "proc-daemon", "#1f77b4"),
+    ("kameo", "kameo 0.22", "#ff7f0e"),
+    ("actix", "actix 0.13", "#2ca02c"),
+];
+
+/// The idle-actor measures: JSON key, what the row says, the unit's
+/// scale to nanoseconds (0: a byte count), and the plot's unit.
+const SCALING_ACTOR_MEASURES: [(&str, &str, f64, &str); 4] = [
+    ("spawn_us", "spawn per actor", 1e3, "µs"),
+    ("memory_bytes", "memory per actor (bytes)", 0.0, "bytes"),
+    ("ask_us", "one ask to each actor, per actor", 1e3, "µs"),
+    ("stop_us", "stop every actor, per actor", 1e3, "µs"),
+];
+
+/// A row of the scaling table: a value per N, then the largest N's value
+/// over the smallest's.
+fn scaling_row(what: String, rows: &[Value], key: &str, to_ns: f64) -> Result<Vec<String>, String> {
+    let pointer = format!("/{key}");
+    let mut row = vec![what];
+    let mut values = Vec::new();
+    for size in rows {
+        let value = number(size, &pointer)?;
+        values.push(value);
+        row.push(if to_ns == 0.0 {
+            format!("{value:.0}")
+        } else {
+            time(value * to_ns)
+        });
+    }
+    row.push(match (values.first(), values.last()) {
+        (Some(&first), Some(&last)) if first > 0.0 => ratio(last / first),
+        _ => "—".to_owned(),
+    });
+    Ok(row)
+}
+
+fn scaling_rows<'a>(json: &'a Value, pointer: &str) -> Result<&'a Vec<Value>, String> {
+    json.pointer(pointer)
+        .and_then(Value::as_array)
+        .filter(|rows| !rows.is_empty())
+        .ok_or_else(|| format!("the scaling results have no {pointer}"))
+}
+
 fn scaling(results: &Results) -> Result<String, String> {
     let json = results.json("scaling")?;
-    let sizes = json
-        .pointer("/sizes")
-        .and_then(serde_json::Value::as_array)
-        .ok_or("the scaling results have no sizes")?;
-    let first = sizes.first().ok_or("the scaling results are empty")?;
+    let tree = scaling_rows(json, "/tree")?;
     let mut header = vec!["cost".to_owned()];
-    for size in sizes {
+    for size in tree {
         header.push(format!("N = {:.0}", number(size, "/size")?));
     }
     header.push("largest / smallest N".to_owned());
-    let measures = [
-        ("spawn per child", "/spawn_us", 1e3),
-        ("memory per child (bytes)", "/memory_bytes", 0.0),
-        ("restart latency of one child", "/restart_us", 1e3),
-        ("shutdown per child", "/shutdown_us", 1e3),
-    ];
     let mut rows = Vec::new();
-    for (what, pointer, to_ns) in measures {
-        let mut row = vec![what.to_owned()];
-        for size in sizes {
-            let value = number(size, pointer)?;
-            row.push(if to_ns == 0.0 {
-                format!("{value:.0}")
-            } else {
-                time(value * to_ns)
-            });
+    for (key, what, to_ns, _) in SCALING_ACTOR_MEASURES {
+        for (peer, name, _) in SCALING_PEERS {
+            let peer_rows = scaling_rows(json, &format!("/actors/{peer}"))?;
+            if peer_rows.len() != tree.len() {
+                return Err(format!("the scaling results of {peer} have other sizes"));
+            }
+            rows.push(scaling_row(
+                format!("{what}: {name}"),
+                peer_rows,
+                key,
+                to_ns,
+            )?);
         }
-        let last = sizes
-            .last()
-            .map(|s| number(s, pointer))
-            .transpose()?
-            .unwrap_or(0.0);
-        let base = number(first, pointer)?;
-        row.push(if base > 0.0 {
-            ratio(last / base)
-        } else {
-            "—".to_owned()
-        });
-        rows.push(row);
+    }
+    let tree_measures = [
+        ("spawn_us", "tree: spawn per child", 1e3),
+        ("memory_bytes", "tree: memory per child (bytes)", 0.0),
+        ("restart_us", "tree: restart latency of one child", 1e3),
+        ("exit_us", "tree: exit latency of one child", 1e3),
+        ("shutdown_us", "tree: shutdown per child", 1e3),
+    ];
+    for (key, what, to_ns) in tree_measures {
+        rows.push(scaling_row(what.to_owned(), tree, key, to_ns)?);
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     Ok(format!(
         "{}
-One supervisor with N children on a 2-worker executor, each N in a fresh process. Restart latency: the median of 20 children spread over the tree, each told to fail, from the tell to its next incarnation's `started`. Shutdown: `stop` on the supervisor until it has stopped, over N. The target is a last column within 2×.\n",
+Each framework and N in a fresh process. Idle actors: all on one thread (ours a 1-worker executor, kameo tokio current-thread, actix one `System`); spawn N, measure the resident set once all have started, ask each once in turn (actix: `send(..).await`), then stop them all and wait for each. Tree (proc-daemon only: no peer restarts a child in place): one supervisor with N children on a 2-worker executor. Restart latency: the median of 20 children spread over the tree, each told to fail, from the tell to its next incarnation's `started`. Exit latency: the median of 20 others told to stop for good, from the tell until `wait_for_stop` returns (after the supervisor has handled the exit). Shutdown: `stop` on the supervisor until it has stopped, over N. The target is a last column within 2×. The plot, [scaling.svg](scaling.svg), draws the idle-actor rows.\n",
         table(&header, &rows)
+    ))
+}
+
+/// The scaling plot of the idle-actor rows (see `plot.rs`), when the
+/// scaling bench ran.
+pub(crate) fn scaling_svg(results: &Results) -> Result<String, String> {
+    let json = results.json("scaling")?;
+    let mut panels = Vec::new();
+    for (key, what, _, unit) in SCALING_ACTOR_MEASURES {
+        let mut series = Vec::new();
+        for (peer, name, colour) in SCALING_PEERS {
+            let mut points = Vec::new();
+            for row in scaling_rows(json, &format!("/actors/{peer}"))? {
+                let value = number(row, &format!("/{key}"))?;
+                points.push((number(row, "/size")?, value));
+            }
+            series.push(crate::plot::Series {
+                name: name.to_owned(),
+                colour,
+                points,
+            });
+        }
+        panels.push(crate::plot::Panel {
+            title: what.to_owned(),
+            unit,
+            series,
+        });
+    }
+    Ok(crate::plot::svg(
+        "Cost per idle actor against the number of actors (cargo xtask perf-report, section scaling)",
+        &panels,
+    ))
+}
+
+fn subsystems(results: &Results) -> Result<String, String> {
+    let json = results.json("subsystems")?;
+    let ms = |pointer: &str| -> Result<String, String> { Ok(time(number(json, pointer)? * 1e6)) };
+    let us = |pointer: &str| -> Result<String, String> { Ok(micros(number(json, pointer)?)) };
+    let shutdown_ms = number(json, "/shutdown_ms")?;
+    let rows = vec![
+        vec![
+            "start every subsystem (spawned by a task on the daemon's executor)".to_owned(),
+            ms("/start_ms")?,
+            us("/start_us_per_subsystem")?,
+        ],
+        vec![
+            "memory".to_owned(),
+            format!(
+                "{:.0} MB",
+                number(json, "/memory_bytes")? * number(json, "/subsystems")? / 1e6
+            ),
+            format!("{:.0} B", number(json, "/memory_bytes")?),
+        ],
+        vec![
+            format!(
+                "restart {:.0} picked at random, each told to fail, all at once",
+                number(json, "/restarts")?
+            ),
+            ms("/restart_ms")?,
+            us("/restart_us_per_subsystem")?,
+        ],
+        vec![
+            format!(
+                "staged shutdown (`Daemon::shutdown` to `run` returning); the target is ≤ 1 s: {}",
+                if shutdown_ms <= 1050.0 {
+                    "met"
+                } else {
+                    "**not met**"
+                }
+            ),
+            ms("/shutdown_ms")?,
+            us("/shutdown_us_per_subsystem")?,
+        ],
+    ];
+    Ok(format!(
+        "{}
+{:.0} subsystems: actors under one `pool` supervisor (intensity raised for the restarts), itself a child of the daemon's root supervisor; 2 workers, one process.\n",
+        table(&["step", "total", "per subsystem"], &rows),
+        number(json, "/subsystems")?,
     ))
 }
 
@@ -1224,7 +1352,25 @@ fn targets(results: &Results) -> Result<String, String> {
             at_most(ns, 1000.0).to_owned(),
         ]);
     }
+    let spawn_stop = results.ns("spawn_stop/proc-daemon")?;
+    let actix_spawn_stop = results.ns("spawn_stop/actix")?;
+    rows.push(vec![
+        "spawn + stop, unsupervised actor: ≤ actix's (issue 24)".to_owned(),
+        time(spawn_stop),
+        format!("actix {}", time(actix_spawn_stop)),
+        ratio(spawn_stop / actix_spawn_stop),
+        at_most(spawn_stop, actix_spawn_stop).to_owned(),
+    ]);
     let memory = results.json("actor_memory")?;
+    let ours_bytes = number(memory, "/frameworks/proc-daemon/bytes_per_actor")?;
+    let actix_bytes = number(memory, "/frameworks/actix/bytes_per_actor")?;
+    rows.push(vec![
+        "memory per unsupervised actor: ≤ actix's (issue 24)".to_owned(),
+        format!("{ours_bytes:.0} B"),
+        format!("actix {actix_bytes:.0} B"),
+        ratio(ours_bytes / actix_bytes),
+        at_most(ours_bytes, actix_bytes).to_owned(),
+    ]);
     for (framework, name) in [
         (
             "proc-daemon-supervised",
@@ -1313,7 +1459,13 @@ mod tests {
         for bench in &all {
             assert_eq!(all.iter().filter(|b| b.name == bench.name).count(), 1);
         }
-        assert_eq!(all.len(), 15, "one entry per bench of benches/");
+        let manifest = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../benches/Cargo.toml"
+        ))
+        .expect("benches/Cargo.toml");
+        let benches = manifest.matches("[[bench]]").count();
+        assert_eq!(all.len(), benches, "one entry per bench of benches/");
     }
 
     #[test]
