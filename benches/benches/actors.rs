@@ -12,6 +12,11 @@
 //!   proc-daemon: workers 0 and 1. kameo: a 2-worker multi-thread runtime
 //!   (tokio places the tasks). actix: the actor in its own `Arbiter`.
 //! - `ask_same_worker`: round trips on one thread.
+//! - `ask_cross_worker`: round trips from one thread to an actor on
+//!   another, placed as in `tell_cross_worker`.
+//! - `ping_pong_cross_worker`: two actors on two threads hand a message
+//!   back and forth, each hop a `tell` from inside the handler (actix:
+//!   `do_send`); time per round trip.
 //! - `spawn_stop`: start an actor and stop it, per actor, in batches of
 //!   1000. proc-daemon: supervised children, stopped by stopping their
 //!   supervisor. kameo: `spawn` then `stop_gracefully` and
@@ -209,46 +214,251 @@ fn tell(c: &mut Criterion) {
 }
 
 fn ask(c: &mut Criterion) {
-    let mut group = c.benchmark_group("ask_same_worker");
+    for (group_name, cross) in [("ask_same_worker", false), ("ask_cross_worker", true)] {
+        let mut group = c.benchmark_group(group_name);
+        group.throughput(Throughput::Elements(1));
+
+        let executor = executor();
+        group.bench_function("proc-daemon", |b| {
+            b.iter_custom(|iters| {
+                let counter = spawn_on(
+                    &executor,
+                    usize::from(cross),
+                    Counter(0),
+                    SpawnOptions::default(),
+                )
+                .expect("worker");
+                let elapsed = executor
+                    .spawn_on(0, {
+                        let counter = counter.clone();
+                        async move {
+                            let start = Instant::now();
+                            for _ in 0..iters {
+                                black_box(counter.ask(Add(1)).await.expect("alive"));
+                            }
+                            start.elapsed()
+                        }
+                    })
+                    .expect("worker")
+                    .join()
+                    .expect("asker");
+                counter.stop();
+                elapsed
+            });
+        });
+        executor.shutdown(Duration::from_secs(5)).expect("shutdown");
+
+        let runtime = if cross {
+            tokio_two_workers()
+        } else {
+            tokio_current_thread()
+        };
+        group.bench_function("kameo", |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let counter = <KCounter as kameo::actor::Spawn>::spawn(KCounter(0));
+                    let asker = tokio::spawn({
+                        let counter = counter.clone();
+                        async move {
+                            let start = Instant::now();
+                            for _ in 0..iters {
+                                black_box(counter.ask(KAdd(1)).await.expect("alive"));
+                            }
+                            start.elapsed()
+                        }
+                    });
+                    let elapsed = asker.await.expect("asker");
+                    let _ = counter.stop_gracefully().await;
+                    counter.wait_for_shutdown().await;
+                    elapsed
+                })
+            });
+        });
+
+        group.bench_function("actix", |b| {
+            b.iter_custom(|iters| {
+                let system = actix::System::new();
+                let elapsed = system.block_on(async move {
+                    let arbiter = cross.then(actix::Arbiter::new);
+                    let counter = match &arbiter {
+                        Some(arbiter) => {
+                            <ACounter as actix::Actor>::start_in_arbiter(&arbiter.handle(), |_| {
+                                ACounter(0)
+                            })
+                        }
+                        None => actix::Actor::start(ACounter(0)),
+                    };
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(counter.send(AAdd(1)).await.expect("alive"));
+                    }
+                    let elapsed = start.elapsed();
+                    if let Some(arbiter) = arbiter {
+                        arbiter.stop();
+                    }
+                    elapsed
+                });
+                drop(system);
+                elapsed
+            });
+        });
+        group.finish();
+    }
+}
+
+// ---- ping-pong between two actors on two threads ----
+
+/// A ping-pong player: hands the ball back to its peer until the count
+/// runs out, then reports on `done`.
+struct Player {
+    peer: Option<ActorRef<Player>>,
+    done: tokio::sync::mpsc::UnboundedSender<()>,
+}
+impl Actor for Player {}
+struct SetPeer(ActorRef<Player>);
+impl Handler<SetPeer> for Player {
+    type Reply = ();
+    async fn handle(&mut self, SetPeer(peer): SetPeer, _ctx: &mut Context<Self>) {
+        self.peer = Some(peer);
+    }
+}
+struct Ball(u64);
+impl Handler<Ball> for Player {
+    type Reply = ();
+    async fn handle(&mut self, Ball(left): Ball, _ctx: &mut Context<Self>) {
+        match (&self.peer, left) {
+            (Some(peer), 1..) => peer.tell(Ball(left - 1)).await.expect("the peer"),
+            _ => self.done.send(()).expect("the bench waits"),
+        }
+    }
+}
+
+#[derive(kameo::Actor)]
+struct KPlayer {
+    peer: Option<kameo::actor::ActorRef<KPlayer>>,
+    done: tokio::sync::mpsc::UnboundedSender<()>,
+}
+struct KSetPeer(kameo::actor::ActorRef<KPlayer>);
+impl kameo::message::Message<KSetPeer> for KPlayer {
+    type Reply = ();
+    async fn handle(
+        &mut self,
+        KSetPeer(peer): KSetPeer,
+        _: &mut kameo::message::Context<Self, ()>,
+    ) {
+        self.peer = Some(peer);
+    }
+}
+struct KBall(u64);
+impl kameo::message::Message<KBall> for KPlayer {
+    type Reply = ();
+    async fn handle(&mut self, KBall(left): KBall, _: &mut kameo::message::Context<Self, ()>) {
+        match (&self.peer, left) {
+            (Some(peer), 1..) => peer.tell(KBall(left - 1)).await.expect("the peer"),
+            _ => self.done.send(()).expect("the bench waits"),
+        }
+    }
+}
+
+struct APlayer {
+    peer: Option<actix::Addr<APlayer>>,
+    done: tokio::sync::mpsc::UnboundedSender<()>,
+}
+impl actix::Actor for APlayer {
+    type Context = actix::Context<Self>;
+}
+struct ASetPeer(actix::Addr<APlayer>);
+impl actix::Message for ASetPeer {
+    type Result = ();
+}
+impl actix::Handler<ASetPeer> for APlayer {
+    type Result = ();
+    fn handle(&mut self, ASetPeer(peer): ASetPeer, _: &mut Self::Context) {
+        self.peer = Some(peer);
+    }
+}
+struct ABall(u64);
+impl actix::Message for ABall {
+    type Result = ();
+}
+impl actix::Handler<ABall> for APlayer {
+    type Result = ();
+    fn handle(&mut self, ABall(left): ABall, _: &mut Self::Context) {
+        match (&self.peer, left) {
+            (Some(peer), 1..) => peer.do_send(ABall(left - 1)),
+            _ => self.done.send(()).expect("the bench waits"),
+        }
+    }
+}
+
+/// Two actors on two threads hand a ball back and forth, each hop a
+/// `tell` from inside the handler; time per round trip (two hops).
+/// proc-daemon: workers 0 and 1. kameo: tokio multi-thread, 2 workers
+/// (tokio places the actors). actix: one in the `System`'s arbiter, one
+/// in its own `Arbiter`, `do_send` (unbounded).
+fn ping_pong(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ping_pong_cross_worker");
     group.throughput(Throughput::Elements(1));
 
     let executor = executor();
     group.bench_function("proc-daemon", |b| {
         b.iter_custom(|iters| {
-            let counter =
-                spawn_on(&executor, 0, Counter(0), SpawnOptions::default()).expect("worker");
-            let elapsed = executor
+            let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+            let player = |worker| {
+                let done = done.clone();
+                spawn_on(
+                    &executor,
+                    worker,
+                    Player { peer: None, done },
+                    SpawnOptions::default(),
+                )
+                .expect("worker")
+            };
+            let (a, b) = (player(0), player(1));
+            executor
                 .spawn_on(0, {
-                    let counter = counter.clone();
+                    let (a, b) = (a.clone(), b.clone());
                     async move {
+                        a.ask(SetPeer(b.clone())).await.expect("a");
+                        b.ask(SetPeer(a.clone())).await.expect("b");
                         let start = Instant::now();
-                        for _ in 0..iters {
-                            black_box(counter.ask(Add(1)).await.expect("alive"));
-                        }
-                        start.elapsed()
+                        a.tell(Ball(2 * iters)).await.expect("a");
+                        finished.recv().await.expect("the last hop");
+                        let elapsed = start.elapsed();
+                        a.stop();
+                        b.stop();
+                        elapsed
                     }
                 })
                 .expect("worker")
                 .join()
-                .expect("asker");
-            counter.stop();
-            elapsed
+                .expect("the game")
         });
     });
     executor.shutdown(Duration::from_secs(5)).expect("shutdown");
 
-    let runtime = tokio_current_thread();
+    let runtime = tokio_two_workers();
     group.bench_function("kameo", |b| {
         b.iter_custom(|iters| {
             runtime.block_on(async {
-                let counter = <KCounter as kameo::actor::Spawn>::spawn(KCounter(0));
+                let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+                let player = || {
+                    <KPlayer as kameo::actor::Spawn>::spawn(KPlayer {
+                        peer: None,
+                        done: done.clone(),
+                    })
+                };
+                let (a, b) = (player(), player());
+                a.ask(KSetPeer(b.clone())).await.expect("a");
+                b.ask(KSetPeer(a.clone())).await.expect("b");
                 let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(counter.ask(KAdd(1)).await.expect("alive"));
-                }
+                a.tell(KBall(2 * iters)).await.expect("a");
+                finished.recv().await.expect("the last hop");
                 let elapsed = start.elapsed();
-                let _ = counter.stop_gracefully().await;
-                counter.wait_for_shutdown().await;
+                for player in [a, b] {
+                    let _ = player.stop_gracefully().await;
+                    player.wait_for_shutdown().await;
+                }
                 elapsed
             })
         });
@@ -256,14 +466,28 @@ fn ask(c: &mut Criterion) {
 
     group.bench_function("actix", |b| {
         b.iter_custom(|iters| {
-            actix::System::new().block_on(async move {
-                let counter = actix::Actor::start(ACounter(0));
+            let system = actix::System::new();
+            let elapsed = system.block_on(async move {
+                let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+                let arbiter = actix::Arbiter::new();
+                let a = actix::Actor::start(APlayer {
+                    peer: None,
+                    done: done.clone(),
+                });
+                let b = <APlayer as actix::Actor>::start_in_arbiter(&arbiter.handle(), move |_| {
+                    APlayer { peer: None, done }
+                });
+                a.send(ASetPeer(b.clone())).await.expect("a");
+                b.send(ASetPeer(a.clone())).await.expect("b");
                 let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(counter.send(AAdd(1)).await.expect("alive"));
-                }
-                start.elapsed()
-            })
+                a.do_send(ABall(2 * iters));
+                finished.recv().await.expect("the last hop");
+                let elapsed = start.elapsed();
+                arbiter.stop();
+                elapsed
+            });
+            drop(system);
+            elapsed
         });
     });
     group.finish();
@@ -543,5 +767,5 @@ fn restart(c: &mut Criterion) {
     let _ = std::panic::take_hook();
 }
 
-criterion_group!(benches, tell, ask, spawn_stop, restart);
+criterion_group!(benches, tell, ask, ping_pong, spawn_stop, restart);
 criterion_main!(benches);

@@ -176,7 +176,7 @@ fn benches_of(section: &'static str) -> Vec<Bench> {
             kind: Kind::Binary(vec![run(
                 "scaling",
                 &["--sizes", "1000,10000"],
-                &["--sizes", "1000,10000,100000"],
+                &["--sizes", "1000,10000,100000,1000000"],
             )]),
         }],
         "subsystems" => vec![Bench {
@@ -518,7 +518,7 @@ struct ActorRow {
     actix: Result<&'static str, &'static str>,
 }
 
-const ACTOR_ROWS: [ActorRow; 6] = [
+const ACTOR_ROWS: [ActorRow; 8] = [
     ActorRow {
         group: "tell_same_worker",
         ours: "proc-daemon",
@@ -537,6 +537,20 @@ const ACTOR_ROWS: [ActorRow; 6] = [
         group: "ask_same_worker",
         ours: "proc-daemon",
         what: "`ask` round trip on one thread, each reply awaited before the next message (actix: `send(..).await`)",
+        kameo: Ok("kameo"),
+        actix: Ok("actix"),
+    },
+    ActorRow {
+        group: "ask_cross_worker",
+        ours: "proc-daemon",
+        what: "`ask` round trip, asker and actor on two threads placed as in the cross-worker `tell` row (kameo: tokio multi-thread, 2 workers, tokio places the tasks; actix: the actor in its own `Arbiter`, `send(..).await` from the `System` thread)",
+        kameo: Ok("kameo"),
+        actix: Ok("actix"),
+    },
+    ActorRow {
+        group: "ping_pong_cross_worker",
+        ours: "proc-daemon",
+        what: "ping-pong: two actors on two threads hand a message back and forth, each hop a `tell` from inside the handler; per round trip (two hops). Ours: workers 0 and 1. kameo: tokio multi-thread, 2 workers (tokio places the actors). actix: one actor in the `System`'s arbiter, one in its own `Arbiter`, `do_send`",
         kameo: Ok("kameo"),
         actix: Ok("actix"),
     },
@@ -1322,6 +1336,20 @@ fn targets(results: &Results) -> Result<String, String> {
             format!("actix {}", time(actix)),
             ratio(actix / ours),
             at_least(actix / ours, 1.0).to_owned(),
+        ]);
+    }
+    for (group, name) in [
+        ("ask_cross_worker", "`ask` across workers"),
+        ("ping_pong_cross_worker", "ping-pong across workers"),
+    ] {
+        let ours = results.ns(&format!("{group}/proc-daemon"))?;
+        let kameo = results.ns(&format!("{group}/kameo"))?;
+        rows.push(vec![
+            format!("{name}: no slower than kameo on tokio's multi-thread runtime (issue 24)"),
+            time(ours),
+            format!("kameo {}", time(kameo)),
+            ratio(kameo / ours),
+            at_least(kameo / ours, 1.0).to_owned(),
         ]);
     }
     let ask = results.ns("ask_same_worker/proc-daemon")?;
