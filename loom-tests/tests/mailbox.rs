@@ -7,8 +7,9 @@
 //!     cargo test -p proc-daemon-loom-tests --release --test mailbox
 //! ```
 //!
-//! Under `--cfg loom` a block of the unbounded mailbox has two slots, so
-//! three messages already cross a block boundary.
+//! Under `--cfg loom` a block of a mailbox (bounded or not: both are the
+//! block list of list.rs) has two slots, so three messages already cross a
+//! block boundary.
 #![cfg(loom)]
 
 use loom::future::block_on;
@@ -17,7 +18,8 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use proc_daemon_actors::mailbox::{self, Backend, Capacity, TryRecvError, TrySendError};
 
-/// The lock-free flavours, with a capacity that makes the ring wrap.
+/// The lock-free flavours; the bounded one small enough to fill, and
+/// spanning a block boundary (two slots per block under loom).
 fn lock_free_kinds() -> [Capacity; 2] {
     [Capacity::Unbounded, Capacity::Bounded(2)]
 }
@@ -286,5 +288,101 @@ fn unbounded_block_boundaries_with_concurrent_producers() {
         second.join().unwrap();
         got.sort_unstable();
         assert_eq!(got, vec![1, 2, 3, 10]);
+    });
+}
+
+#[test]
+fn two_producers_racing_for_the_last_place_one_wins() {
+    // The bound is checked against a tail and the claim is a
+    // compare-and-swap of that same tail, so two producers racing for the
+    // one place left cannot both take it: one sends, the other gets its
+    // message back as `Full`.
+    model(|| {
+        let (tx, mut rx) = mailbox::bounded(2);
+        tx.try_send(0u32).unwrap();
+        let tx2 = tx.clone();
+        let send = |tx: mailbox::Sender<u32>, value: u32| {
+            thread::spawn(move || match tx.try_send(value) {
+                Ok(()) => true,
+                Err(TrySendError::Full(v)) => {
+                    assert_eq!(v, value);
+                    false
+                }
+                Err(TrySendError::Closed(_)) => panic!("closed while a sender lives"),
+            })
+        };
+        let first = send(tx, 1);
+        let second = send(tx2, 2);
+        let sent = [first.join().unwrap(), second.join().unwrap()];
+        assert_eq!(sent.iter().filter(|&&s| s).count(), 1, "{sent:?}");
+        let mut got = Vec::new();
+        while let Some(msg) = block_on(rx.recv()) {
+            got.push(msg);
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], 0);
+    });
+}
+
+#[test]
+fn two_producers_and_a_receiver_on_a_full_mailbox() {
+    // As above, with the receiver taking the first message meanwhile:
+    // whoever finds room sends, whoever does not gets the message back,
+    // and every message sent arrives once.
+    model(|| {
+        let (tx, mut rx) = mailbox::bounded(2);
+        tx.try_send(0u32).unwrap();
+        tx.try_send(5u32).unwrap();
+        let tx2 = tx.clone();
+        let send = |tx: mailbox::Sender<u32>, value: u32| {
+            thread::spawn(move || match tx.try_send(value) {
+                Ok(()) => true,
+                Err(TrySendError::Full(v)) => {
+                    assert_eq!(v, value);
+                    false
+                }
+                Err(TrySendError::Closed(_)) => panic!("closed while a sender lives"),
+            })
+        };
+        let first = send(tx, 1);
+        let second = send(tx2, 2);
+        let mut got = vec![block_on(rx.recv()).unwrap()];
+        let sent = [first.join().unwrap(), second.join().unwrap()];
+        // One place was freed: at most one of the two found it.
+        assert!(sent.iter().filter(|&&s| s).count() <= 1, "{sent:?}");
+        while let Some(msg) = block_on(rx.recv()) {
+            got.push(msg);
+        }
+        let mut expected = vec![0, 5];
+        for (value, sent) in [(1, sent[0]), (2, sent[1])] {
+            if sent {
+                expected.push(value);
+            }
+        }
+        assert_eq!(got[..2], [0, 5]);
+        got.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(got, expected);
+    });
+}
+
+#[test]
+fn a_sender_waiting_across_a_block_boundary_is_woken() {
+    // bounded(2) holding two messages that fill the first block: the
+    // parked sender's message goes into the second block, linked by its
+    // claim, while the receiver frees the first.
+    model(|| {
+        let (tx, mut rx) = mailbox::bounded(2);
+        tx.try_send(1u32).unwrap();
+        tx.try_send(2u32).unwrap();
+        assert!(tx.try_send(9).unwrap_err().is_full());
+        let producer = thread::spawn(move || {
+            block_on(tx.send(3)).unwrap();
+        });
+        assert_eq!(block_on(rx.recv()), Some(1));
+        assert_eq!(block_on(rx.recv()), Some(2));
+        assert_eq!(block_on(rx.recv()), Some(3));
+        producer.join().unwrap();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     });
 }

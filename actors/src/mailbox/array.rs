@@ -27,10 +27,31 @@
 //! just finishing a read". A full mailbox makes `try_send` return `Full`,
 //! and `send` park on [`SendWaiters`] until the receiver frees a slot.
 //!
-//! # Memory
+//! # Memory: segments
 //!
-//! The ring is allocated on the first send, so an idle mailbox that never
-//! received a message costs only its two sides and the gap between them.
+//! The ring is split into segments of [`SEGMENT`] slots, each allocated
+//! the first time a producer reaches it, and a table of pointers to them,
+//! allocated on the first send. An idle mailbox that never received a
+//! message costs only its two sides and the gap between them; one that
+//! received a message holds the table and one segment (about 1 KiB for
+//! 16-byte messages at the default capacity of 1024), not the whole ring:
+//! a million actors that had each been asked once needed 24 GiB when the
+//! ring was allocated whole. A segment, once allocated, stays until the
+//! mailbox is dropped, so a mailbox that was once full keeps its whole
+//! ring, as before.
+//!
+//! Segments do not change the stamp protocol. A fresh segment's stamps are
+//! those of lap 0 (a slot's index), and that is right: the tail passes
+//! every index in lap 0 before any in lap 1, and a producer makes sure the
+//! segment of the index it looks at exists before it reads the stamp, so
+//! a segment is always allocated before the first claim in it.
+//!
+//! The receiver reads a segment pointer before the slot's stamp. Both the
+//! producer's installation of a segment and the receiver's load of its
+//! pointer are `SeqCst`: the installation precedes the producer's stamp
+//! store in the single total order, so a receiver that misses the pointer
+//! also misses the stamp, and the wake-up protocol (signal.rs) still sees
+//! one side or the other. (Under loom the protocol's fences do the same.)
 
 use std::mem::MaybeUninit;
 use std::ptr;
@@ -45,11 +66,27 @@ struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
+/// Slots per segment. One under loom, so that the models race for the
+/// allocation of every segment.
+#[cfg(not(loom))]
+const SEGMENT: usize = 32;
+#[cfg(loom)]
+const SEGMENT: usize = 1;
+
+/// The table of segment pointers: `segments_for(cap)` entries, each null
+/// until its segment is allocated.
+type Table<T> = AtomicPtr<AtomicPtr<Slot<T>>>;
+
+fn segments_for(cap: usize) -> usize {
+    cap.div_ceil(SEGMENT)
+}
+
 /// The producers' side. The geometry is repeated on both sides, so that
 /// neither reads the other's cache line on its fast path.
 struct Tx<T> {
     tail: AtomicUsize,
-    ring: AtomicPtr<Slot<T>>,
+    /// The segment table, allocated on the first send.
+    table: Table<T>,
     cap: usize,
     one_lap: usize,
     signal: RecvSignal,
@@ -60,8 +97,8 @@ struct Tx<T> {
 struct Rx<T> {
     /// Written only by the receiver; read by producers to tell a full ring.
     head: AtomicUsize,
-    /// The receiver's copy of the ring pointer, set once it sees the ring.
-    ring: AtomicPtr<Slot<T>>,
+    /// The receiver's copy of the table pointer, set once it sees it.
+    table: Table<T>,
     cap: usize,
     one_lap: usize,
     waiters: SendWaiters,
@@ -95,7 +132,7 @@ impl<T> Array<T> {
         Array {
             tx: Tx {
                 tail: AtomicUsize::new(0),
-                ring: AtomicPtr::new(ptr::null_mut()),
+                table: AtomicPtr::new(ptr::null_mut()),
                 cap,
                 one_lap,
                 signal: RecvSignal::new(),
@@ -104,7 +141,7 @@ impl<T> Array<T> {
             _apart: LineGap::new(),
             rx: Rx {
                 head: AtomicUsize::new(0),
-                ring: AtomicPtr::new(ptr::null_mut()),
+                table: AtomicPtr::new(ptr::null_mut()),
                 cap,
                 one_lap,
                 waiters: SendWaiters::new(),
@@ -124,20 +161,17 @@ impl<T> Array<T> {
         &self.rx.waiters
     }
 
-    /// The ring, allocating it on first use.
-    fn ring(&self) -> *mut Slot<T> {
-        let ring = self.tx.ring.load(Ordering::Acquire);
-        if !ring.is_null() {
-            return ring;
+    /// The segment table, allocating it on first use.
+    fn table(&self) -> *const AtomicPtr<Slot<T>> {
+        let table = self.tx.table.load(Ordering::Acquire);
+        if !table.is_null() {
+            return table;
         }
-        let slots: Box<[Slot<T>]> = (0..self.tx.cap)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
+        let fresh: Box<[AtomicPtr<Slot<T>>]> = (0..segments_for(self.tx.cap))
+            .map(|_| AtomicPtr::new(ptr::null_mut()))
             .collect();
-        let fresh = Box::into_raw(slots).cast::<Slot<T>>();
-        match self.tx.ring.compare_exchange(
+        let fresh = Box::into_raw(fresh).cast::<AtomicPtr<Slot<T>>>();
+        match self.tx.table.compare_exchange(
             ptr::null_mut(),
             fresh,
             Ordering::AcqRel,
@@ -146,10 +180,84 @@ impl<T> Array<T> {
             Ok(_) => fresh,
             Err(installed) => {
                 // SAFETY: `fresh` was never shared; it is the slice made above.
-                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, self.tx.cap)) });
+                drop(unsafe {
+                    Box::from_raw(ptr::slice_from_raw_parts_mut(
+                        fresh,
+                        segments_for(self.tx.cap),
+                    ))
+                });
                 installed
             }
         }
+    }
+
+    /// How many slots segment `segment` has: [`SEGMENT`], or fewer for the
+    /// last one.
+    fn segment_len(&self, segment: usize) -> usize {
+        SEGMENT.min(self.tx.cap - segment * SEGMENT)
+    }
+
+    /// The slot at `index` for a producer, allocating its segment if no
+    /// one has yet (module docs).
+    ///
+    /// # Safety
+    ///
+    /// `table` is this mailbox's table and `index < cap`.
+    unsafe fn slot_to_fill(&self, table: *const AtomicPtr<Slot<T>>, index: usize) -> &Slot<T> {
+        let segment = index / SEGMENT;
+        // SAFETY: `segment < segments_for(cap)` since `index < cap`.
+        let entry = unsafe { &*table.add(segment) };
+        let mut slots = entry.load(Ordering::Acquire);
+        if slots.is_null() {
+            let first = segment * SEGMENT;
+            let fresh: Box<[Slot<T>]> = (first..first + self.segment_len(segment))
+                .map(|i| Slot {
+                    stamp: AtomicUsize::new(i),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                })
+                .collect();
+            let fresh = Box::into_raw(fresh).cast::<Slot<T>>();
+            slots = match entry.compare_exchange(
+                ptr::null_mut(),
+                fresh,
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => fresh,
+                Err(installed) => {
+                    // SAFETY: `fresh` was never shared; it is the slice
+                    // made above.
+                    drop(unsafe {
+                        Box::from_raw(ptr::slice_from_raw_parts_mut(
+                            fresh,
+                            self.segment_len(segment),
+                        ))
+                    });
+                    installed
+                }
+            };
+        }
+        // SAFETY: the segment has `segment_len` slots and the offset is
+        // below it; segments live until the mailbox is dropped.
+        unsafe { &*slots.add(index % SEGMENT) }
+    }
+
+    /// How many segments are allocated (for tests).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn allocated_segments(&self) -> usize {
+        let table = self.tx.table.load(Ordering::Acquire);
+        if table.is_null() {
+            return 0;
+        }
+        let mut allocated = 0;
+        for segment in 0..segments_for(self.tx.cap) {
+            // SAFETY: the table has `segments_for(cap)` entries.
+            let entry = unsafe { &*table.add(segment) };
+            if !entry.load(Ordering::Acquire).is_null() {
+                allocated += 1;
+            }
+        }
+        allocated
     }
 
     /// After a sender registered on [`SendWaiters`]: is the mailbox still
@@ -191,7 +299,7 @@ impl<T> Queue<T> for Array<T> {
     fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
         let tx = &self.tx;
         let mark_bit = self.mark_bit();
-        let ring = self.ring();
+        let table = self.table();
         let mut backoff = Backoff::new();
         let mut tail = tx.tail.load(Ordering::Relaxed);
         loop {
@@ -200,9 +308,9 @@ impl<T> Queue<T> for Array<T> {
             }
             let index = tail & (mark_bit - 1);
             let lap = tail & !(tx.one_lap - 1);
-            // SAFETY: `index < cap`: the index bits of head and tail always
-            // are, and `ring` has `cap` slots.
-            let slot = unsafe { &*ring.add(index) };
+            // SAFETY: `table` is ours, and `index < cap`: the index bits of
+            // head and tail always are.
+            let slot = unsafe { self.slot_to_fill(table, index) };
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == tail {
                 let new_tail = if index + 1 < tx.cap {
@@ -254,20 +362,32 @@ impl<T> Queue<T> for Array<T> {
     /// As for [`pop`](Self::pop).
     unsafe fn pop_checked<const CHECK_CLOSED: bool>(&self) -> Pop<T> {
         let rx = &self.rx;
-        let mut ring = rx.ring.load(Ordering::Relaxed);
-        if ring.is_null() {
-            ring = self.tx.ring.load(Ordering::Acquire);
-            if ring.is_null() {
+        let mut table = rx.table.load(Ordering::Relaxed);
+        if table.is_null() {
+            table = self.tx.table.load(Ordering::Acquire);
+            if table.is_null() {
                 return self.empty_or_closed(rx.head.load(Ordering::Relaxed));
             }
-            rx.ring.store(ring, Ordering::Relaxed);
+            rx.table.store(table, Ordering::Relaxed);
         }
         let head = rx.head.load(Ordering::Relaxed);
         let mark_bit = rx.one_lap >> 1;
         let index = head & (mark_bit - 1);
         let lap = head & !(rx.one_lap - 1);
-        // SAFETY: `index < cap`, and the ring has `cap` slots.
-        let slot = unsafe { &*ring.add(index) };
+        // SAFETY: `index < cap`, so its segment is in the table. `SeqCst`:
+        // see the module docs.
+        let slots = unsafe { &*table.add(index / SEGMENT) }.load(Ordering::SeqCst);
+        if slots.is_null() {
+            // No producer has reached this segment: nothing is queued here.
+            return if CHECK_CLOSED {
+                self.empty_or_closed(head)
+            } else {
+                Pop::Empty
+            };
+        }
+        // SAFETY: the offset is within the segment, which lives until the
+        // mailbox is dropped.
+        let slot = unsafe { &*slots.add(index % SEGMENT) };
         if slot.stamp.load(Ordering::SeqCst) != head + 1 {
             return if CHECK_CLOSED {
                 self.empty_or_closed(head)
@@ -336,26 +456,41 @@ impl<T> Queue<T> for Array<T> {
 
 impl<T> Drop for Array<T> {
     fn drop(&mut self) {
-        let ring = self.tx.ring.load(Ordering::Relaxed);
-        if ring.is_null() {
+        let table = self.tx.table.load(Ordering::Relaxed);
+        if table.is_null() {
             return;
         }
         let len = self.len();
         let head = self.rx.head.load(Ordering::Relaxed);
         let mark_bit = self.mark_bit();
         let cap = self.tx.cap;
+        let segments = segments_for(cap);
         // SAFETY: `&mut self`: both sides are gone, so every claimed slot is
-        // written; the `len` slots from `head` hold unread messages, each
-        // dropped once, and the ring is the slice `ring()` allocated.
+        // written; the `len` slots from `head` hold unread messages (in
+        // allocated segments: a slot is claimed only once its segment is),
+        // each dropped once. The table and each allocated segment are the
+        // slices `table()` and `slot_to_fill()` made, each freed once.
         unsafe {
             let start = head & (mark_bit - 1);
             for i in 0..len {
                 let index = (start + i) % cap;
-                (*ring.add(index))
+                let slots = (*table.add(index / SEGMENT)).load(Ordering::Relaxed);
+                (*slots.add(index % SEGMENT))
                     .value
                     .with_mut(|p| (*p).assume_init_drop());
             }
-            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(ring, cap)));
+            for segment in 0..segments {
+                let slots = (*table.add(segment)).load(Ordering::Relaxed);
+                if !slots.is_null() {
+                    drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
+                        slots,
+                        self.segment_len(segment),
+                    )));
+                }
+            }
+            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
+                table, segments,
+            )));
         }
     }
 }

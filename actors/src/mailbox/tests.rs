@@ -94,6 +94,65 @@ fn wraps_around_a_small_ring_many_times() {
 }
 
 #[test]
+fn a_ring_of_several_segments_fills_wraps_and_drops_what_is_queued() {
+    // 100 slots: three segments of 32 and a last one of 4. Fill it (every
+    // segment allocated, the last one partial), wrap around twice, then
+    // drop the mailbox with messages queued in several segments: each
+    // message is dropped once and every segment freed (Miri checks both).
+    let (tx, mut rx) = bounded::<String>(100);
+    assert_eq!(tx.capacity(), Some(100));
+    for round in 0..3 {
+        for i in 0..100 {
+            tx.try_send(format!("{round}-{i}")).unwrap();
+        }
+        assert!(
+            tx.try_send("one too many".to_owned())
+                .unwrap_err()
+                .is_full()
+        );
+        assert_eq!(rx.len(), 100);
+        for i in 0..70 {
+            assert_eq!(rx.try_recv().unwrap(), format!("{round}-{i}"));
+        }
+        for i in 70..100 {
+            assert_eq!(rx.try_recv().unwrap(), format!("{round}-{i}"));
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    }
+    for i in 0..90 {
+        tx.try_send(format!("left-{i}")).unwrap();
+    }
+    for i in 0..45 {
+        assert_eq!(rx.try_recv().unwrap(), format!("left-{i}"));
+    }
+    drop(rx);
+    drop(tx);
+}
+
+#[test]
+fn an_idle_bounded_mailbox_allocates_segments_as_it_fills() {
+    // A message allocates the segment table and the segment it lands in,
+    // not the whole ring; the ring grows one segment at a time.
+    let (tx, mut rx) = bounded::<u64>(1024);
+    let Flavor::Array(array) = &tx.flavor else {
+        panic!("a lock-free bounded mailbox is an Array");
+    };
+    assert_eq!(array.allocated_segments(), 0);
+    tx.try_send(1).unwrap();
+    assert_eq!(array.allocated_segments(), 1);
+    for i in 0..40 {
+        tx.try_send(i).unwrap();
+    }
+    assert_eq!(array.allocated_segments(), 2);
+    while rx.try_recv().is_ok() {}
+    assert_eq!(
+        array.allocated_segments(),
+        2,
+        "segments stay once allocated"
+    );
+}
+
+#[test]
 fn close_fails_sends_and_drains_then_ends() {
     for (capacity, backend) in all_kinds(8) {
         let (tx, mut rx) = channel(capacity, backend);
