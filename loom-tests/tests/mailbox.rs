@@ -7,9 +7,10 @@
 //!     cargo test -p proc-daemon-loom-tests --release --test mailbox
 //! ```
 //!
-//! Under `--cfg loom` a block of a mailbox (bounded or not: both are the
-//! block list of list.rs) has two slots, so three messages already cross a
-//! block boundary.
+//! Under `--cfg loom` a block of the unbounded mailbox has two slots, so
+//! three messages already cross a block boundary; a segment of the bounded
+//! ring has two slots too, so a `bounded(2)` ring is one segment, which
+//! every model's first send allocates (with its table) under the race.
 #![cfg(loom)]
 
 use loom::future::block_on;
@@ -18,8 +19,8 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use proc_daemon_actors::mailbox::{self, Backend, Capacity, TryRecvError, TrySendError};
 
-/// The lock-free flavours; the bounded one small enough to fill, and
-/// spanning a block boundary (two slots per block under loom).
+/// The lock-free flavours; the bounded one small enough to fill and to
+/// wrap.
 fn lock_free_kinds() -> [Capacity; 2] {
     [Capacity::Unbounded, Capacity::Bounded(2)]
 }
@@ -367,10 +368,9 @@ fn two_producers_and_a_receiver_on_a_full_mailbox() {
 }
 
 #[test]
-fn a_sender_waiting_across_a_block_boundary_is_woken() {
-    // bounded(2) holding two messages that fill the first block: the
-    // parked sender's message goes into the second block, linked by its
-    // claim, while the receiver frees the first.
+fn a_sender_waiting_on_a_full_ring_takes_the_freed_slot() {
+    // bounded(2), full: the parked sender's message goes into the slot the
+    // receiver frees, in the next lap of the ring's one segment.
     model(|| {
         let (tx, mut rx) = mailbox::bounded(2);
         tx.try_send(1u32).unwrap();
