@@ -1017,11 +1017,7 @@ fn subsystems(results: &Results) -> Result<String, String> {
         vec![
             format!(
                 "staged shutdown (`Daemon::shutdown` to `run` returning); the target is ≤ 1 s: {}",
-                if shutdown_ms <= 1050.0 {
-                    "met"
-                } else {
-                    "**not met**"
-                }
+                at_most(shutdown_ms, 1000.0)
             ),
             ms("/shutdown_ms")?,
             us("/shutdown_us_per_subsystem")?,
