@@ -36,21 +36,13 @@ fn daemon_with_an_idle_service() -> Daemon {
         .unwrap()
 }
 
-/// Bounds a test's wait on the daemon.
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within 20 s"))
-}
+#[path = "fixtures/wait.rs"]
+mod wait;
+use wait::{until, within};
 
 /// Waits, bounded, until `counter` reaches `target`.
 async fn until_at_least(what: &str, counter: &AtomicUsize, target: usize) {
-    within(what, async {
-        while counter.load(Ordering::SeqCst) < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    until(what, || counter.load(Ordering::SeqCst) >= target).await;
 }
 
 #[path = "fixtures/counter.rs"]

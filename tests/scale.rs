@@ -36,21 +36,9 @@ impl Handler<Fail> for Worker {
     }
 }
 
-/// Bounds a wait.
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within 30 s"))
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    within(what, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await;
-}
+#[path = "fixtures/wait.rs"]
+mod wait;
+use wait::{until, within};
 
 #[tokio::test]
 async fn a_thousand_subsystems_start_restart_one_percent_and_shut_down() {

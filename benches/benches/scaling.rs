@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 use proc_daemon::actors::executor::Executor;
 use proc_daemon::actors::prelude::*;
 use proc_daemon::actors::spawn::{SpawnOptions, spawn_on};
+use proc_daemon_benches::counted::{CountedChild, Fail, Quit};
 use proc_daemon_benches::{arg_value, median_of, rss_bytes, write_json_results};
 
 /// Selects what a child process measures: `kind:framework:size`.
@@ -232,34 +233,6 @@ fn idle_actors(framework: &str, size: usize) -> ActorCosts {
 
 // ---- a supervision tree ----
 
-/// A child that counts its incarnations, and fails or stops when told.
-struct Child {
-    starts: Arc<AtomicU64>,
-}
-
-impl Actor for Child {
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.starts.fetch_add(1, Ordering::Release);
-        Ok(())
-    }
-}
-
-struct Fail;
-impl Handler<Fail> for Child {
-    type Reply = ();
-    async fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
-        ctx.fail("told to fail");
-    }
-}
-
-struct Quit;
-impl Handler<Quit> for Child {
-    type Reply = ();
-    async fn handle(&mut self, _: Quit, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
-}
-
 fn tree(size: usize) -> serde_json::Value {
     assert!(size >= 40, "the tree needs at least 40 children");
     let executor = Executor::builder()
@@ -278,13 +251,11 @@ fn tree(size: usize) -> serde_json::Value {
             for n in 0..size {
                 let starts = starts.clone();
                 children.push(
-                    root.child(format!("c{n}"), move || Child {
-                        starts: starts.clone(),
-                    })
-                    .restart(RestartPolicy::OnFailure)
-                    .spawn()
-                    .await
-                    .expect("a child"),
+                    root.child(format!("c{n}"), move || CountedChild::new(starts.clone()))
+                        .restart(RestartPolicy::OnFailure)
+                        .spawn()
+                        .await
+                        .expect("a child"),
                 );
             }
             let spawn = started.elapsed();

@@ -28,27 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proc_daemon::actors::prelude::*;
+use proc_daemon_benches::counted::{CountedChild, Fail};
 use proc_daemon_benches::{arg_or, rss_bytes, write_json_results};
-
-/// A subsystem that counts its incarnations and fails when told.
-struct Worker {
-    starts: Arc<AtomicU64>,
-}
-
-impl Actor for Worker {
-    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), BoxError> {
-        self.starts.fetch_add(1, Ordering::Release);
-        Ok(())
-    }
-}
-
-struct Fail;
-impl Handler<Fail> for Worker {
-    type Reply = ();
-    async fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
-        ctx.fail("told to fail");
-    }
-}
 
 /// `count` distinct indices below `below`, from a fixed-seed generator
 /// (xorshift), so that every run restarts the same subsystems.
@@ -117,8 +98,8 @@ fn main() {
                 for n in 0..subsystems {
                     let starts = starts.clone();
                     workers.push(
-                        pool.child(format!("worker-{n}"), move || Worker {
-                            starts: starts.clone(),
+                        pool.child(format!("worker-{n}"), move || {
+                            CountedChild::new(starts.clone())
                         })
                         .mailbox(options)
                         .spawn()

@@ -4,6 +4,8 @@
 //! `cargo bench -p proc-daemon-benches`; docs/PERFORMANCE.md lists each one
 //! with its results and the command that reproduces it.
 
+pub mod counted;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
