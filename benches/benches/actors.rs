@@ -18,8 +18,10 @@
 //!   back and forth, each hop a `tell` from inside the handler (actix:
 //!   `do_send`); time per round trip.
 //! - `spawn_stop`: start an actor and stop it, per actor, in batches of
-//!   1000. proc-daemon: supervised children, stopped by stopping their
-//!   supervisor. kameo: `spawn` then `stop_gracefully` and
+//!   1000. proc-daemon: unsupervised actors on one worker, and supervised
+//!   children stopped by stopping their supervisor, placed round-robin
+//!   (`proc-daemon-supervised`) or all on the spawner's worker
+//!   (`proc-daemon-supervised-one-worker`). kameo: `spawn` then `stop_gracefully` and
 //!   `wait_for_shutdown`. actix: `start`, then dropping the last address.
 //!
 //! - `restart`: from a `tell` that makes a supervised child panic to the
@@ -549,28 +551,49 @@ fn spawn_stop(c: &mut Criterion) {
             total
         });
     });
-    group.bench_function("proc-daemon-supervised", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let root = Supervisor::builder().spawn(&executor);
-                total += executor
-                    .spawn_on(0, async move {
-                        let start = Instant::now();
-                        for _ in 0..BATCH {
-                            root.child("idle", || Idle).spawn().await.expect("alive");
-                        }
-                        root.stop();
-                        root.wait_for_stop().await;
-                        start.elapsed()
-                    })
-                    .expect("worker")
-                    .join()
-                    .expect("spawner");
-            }
-            total
+    // Two placements: the default (the supervisor and its children placed
+    // round-robin over both workers, so most spawns and stops cross
+    // threads), and everything on the spawner's worker, as the peers' rows
+    // run everything on one thread.
+    for (name, one_worker) in [
+        ("proc-daemon-supervised", false),
+        ("proc-daemon-supervised-one-worker", true),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let root = if one_worker {
+                        Supervisor::builder()
+                            .spawn_on(&executor, 0)
+                            .expect("worker")
+                    } else {
+                        Supervisor::builder().spawn(&executor)
+                    };
+                    total += executor
+                        .spawn_on(0, async move {
+                            let start = Instant::now();
+                            for _ in 0..BATCH {
+                                let child = root.child("idle", || Idle);
+                                let child = if one_worker {
+                                    child.on_worker(0)
+                                } else {
+                                    child
+                                };
+                                child.spawn().await.expect("alive");
+                            }
+                            root.stop();
+                            root.wait_for_stop().await;
+                            start.elapsed()
+                        })
+                        .expect("worker")
+                        .join()
+                        .expect("spawner");
+                }
+                total
+            });
         });
-    });
+    }
     executor.shutdown(Duration::from_secs(5)).expect("shutdown");
 
     let runtime = tokio_current_thread();

@@ -518,7 +518,7 @@ struct ActorRow {
     actix: Result<&'static str, &'static str>,
 }
 
-const ACTOR_ROWS: [ActorRow; 8] = [
+const ACTOR_ROWS: [ActorRow; 9] = [
     ActorRow {
         group: "tell_same_worker",
         ours: "proc-daemon",
@@ -565,6 +565,13 @@ const ACTOR_ROWS: [ActorRow; 8] = [
         group: "spawn_stop",
         ours: "proc-daemon-supervised",
         what: "spawn 1000 children under one supervisor (`child(..).spawn().await`, placed round-robin over 2 workers), then stop the supervisor and wait for it; per child",
+        kameo: Err("— (not in this bench)"),
+        actix: Err("— (no supervisor)"),
+    },
+    ActorRow {
+        group: "spawn_stop",
+        ours: "proc-daemon-supervised-one-worker",
+        what: "as the row above, with the supervisor and every child on the spawner's worker (`Supervisor::builder().spawn_on(.., 0)`, `child(..).on_worker(0)`): one thread, as the peers' spawn rows",
         kameo: Err("— (not in this bench)"),
         actix: Err("— (no supervisor)"),
     },
@@ -1374,6 +1381,25 @@ fn targets(results: &Results) -> Result<String, String> {
             "1 µs".to_owned(),
             ratio(ns / 1000.0),
             at_most(ns, 1000.0).to_owned(),
+        ]);
+    }
+    for (id, name) in [
+        (
+            "spawn_stop/proc-daemon-supervised",
+            "spawn + stop, supervised child, placed round-robin over 2 workers: ≤ 2 µs (issue 24)",
+        ),
+        (
+            "spawn_stop/proc-daemon-supervised-one-worker",
+            "spawn + stop, supervised child, all on one worker: ≤ 2 µs (issue 24)",
+        ),
+    ] {
+        let ns = results.ns(id)?;
+        rows.push(vec![
+            name.to_owned(),
+            time(ns),
+            "2 µs".to_owned(),
+            ratio(ns / 2000.0),
+            at_most(ns, 2000.0).to_owned(),
         ]);
     }
     let spawn_stop = results.ns("spawn_stop/proc-daemon")?;
