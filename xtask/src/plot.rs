@@ -2,8 +2,8 @@
 //! peers, as a self-contained SVG (no plotting crate, no fonts to embed;
 //! GitHub and browsers render it from docs/).
 //!
-//! Four panels (spawn, memory, ask and stop per actor), both axes
-//! logarithmic, one line per framework; a flat line is the target of
+//! One panel per idle-actor measure of the scaling table (spawn, memory,
+//! ask, memory after the asks, stop; per actor), both axes logarithmic, one line per framework; a flat line is the target of
 //! issue 24.
 
 use std::fmt::Write;

@@ -886,10 +886,16 @@ const SCALING_PEERS: [(&str, &str, &str); 3] = [
 
 /// The idle-actor measures: JSON key, what the row says, the unit's
 /// scale to nanoseconds (0: a byte count), and the plot's unit.
-const SCALING_ACTOR_MEASURES: [(&str, &str, f64, &str); 4] = [
+const SCALING_ACTOR_MEASURES: [(&str, &str, f64, &str); 5] = [
     ("spawn_us", "spawn per actor", 1e3, "µs"),
     ("memory_bytes", "memory per actor (bytes)", 0.0, "bytes"),
     ("ask_us", "one ask to each actor, per actor", 1e3, "µs"),
+    (
+        "asked_memory_bytes",
+        "memory per actor after one ask each (bytes)",
+        0.0,
+        "bytes",
+    ),
     ("stop_us", "stop every actor, per actor", 1e3, "µs"),
 ];
 
@@ -949,7 +955,17 @@ fn scaling(results: &Results) -> Result<String, String> {
         ("spawn_us", "tree: spawn per child", 1e3),
         ("memory_bytes", "tree: memory per child (bytes)", 0.0),
         ("restart_us", "tree: restart latency of one child", 1e3),
+        (
+            "first_message_restart_us",
+            "tree: restart latency, the child's first message",
+            1e3,
+        ),
         ("exit_us", "tree: exit latency of one child", 1e3),
+        (
+            "first_message_exit_us",
+            "tree: exit latency, the child's first message",
+            1e3,
+        ),
         ("shutdown_us", "tree: shutdown per child", 1e3),
     ];
     for (key, what, to_ns) in tree_measures {
@@ -958,7 +974,7 @@ fn scaling(results: &Results) -> Result<String, String> {
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     Ok(format!(
         "{}
-Each framework and N in a fresh process. Idle actors: all on one thread (ours a 1-worker executor, kameo tokio current-thread, actix one `System`); spawn N, measure the resident set once all have started, ask each once in turn (actix: `send(..).await`), then stop them all and wait for each. Tree (proc-daemon only: no peer restarts a child in place): one supervisor with N children on a 2-worker executor. Restart latency: the median of 20 children spread over the tree, each told to fail, from the tell to its next incarnation's `started`. Exit latency: the median of 20 others told to stop for good, from the tell until `wait_for_stop` returns (after the supervisor has handled the exit). Shutdown: `stop` on the supervisor until it has stopped, over N. The target is a last column within 2×. The plot, [scaling.svg](scaling.svg), draws the idle-actor rows.\n",
+Each framework and N in a fresh process. Idle actors: all on one thread (ours a 1-worker executor, kameo tokio current-thread, actix one `System`); spawn N, measure the resident set once all have started, ask each once in turn (actix: `send(..).await`) and measure the resident set again, then stop them all and wait for each. Tree (proc-daemon only: no peer restarts a child in place): one supervisor with N children on a 2-worker executor. Restart latency: the median of 20 children spread over the tree, each told to fail, from the tell to its next incarnation's `started`; measured twice over the same children, and the first time the tell is each child's first message, which also allocates the first segment of its mailbox (\"the child's first message\" rows). Exit latency: the median of 20 children told to stop for good, from the tell until `wait_for_stop` returns (after the supervisor has handled the exit): the 20 restarted ones, then 20 others for which the tell is the first message. Shutdown: `stop` on the supervisor until it has stopped, over N. The target is a last column within 2×. The plot, [scaling.svg](scaling.svg), draws the idle-actor rows.\n",
         table(&header, &rows)
     ))
 }
