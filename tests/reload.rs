@@ -161,6 +161,9 @@ fn a_hundred_sighups_in_a_burst_coalesce_and_the_last_content_wins() {
         }
         assert!(std::time::Instant::now() < deadline, "{:?}", daemon.seen);
     }
+    // stderr is read on a thread of its own: the reload's log line can
+    // arrive after the stdout line that followed it.
+    until_logged(&daemon, "configuration reloaded");
     let reloads = daemon.log().matches("configuration reloaded").count();
     assert!(
         (1..100).contains(&reloads),
