@@ -85,6 +85,36 @@ fn segments_for(cap: usize) -> usize {
     cap.div_ceil(SEGMENT)
 }
 
+/// Puts `fresh` in `cell` if the cell is still null, and returns what the
+/// cell then holds: `fresh`, or the slice another producer put there first
+/// (and `fresh`, which was never shared, is freed). `success` is the
+/// ordering of a successful install. The table and every segment are
+/// allocated this way, each at most once per mailbox.
+fn install_once<E>(cell: &AtomicPtr<E>, fresh: Box<[E]>, success: Ordering) -> *mut E {
+    let len = fresh.len();
+    let fresh = Box::into_raw(fresh).cast::<E>();
+    match cell.compare_exchange(ptr::null_mut(), fresh, success, Ordering::Acquire) {
+        Ok(_) => fresh,
+        Err(installed) => {
+            // SAFETY: `fresh` is the `len`-element slice made above, which
+            // lost the race and so was never shared.
+            unsafe { free_slice(fresh, len) };
+            installed
+        }
+    }
+}
+
+/// Frees a boxed slice turned into a raw pointer by [`install_once`].
+///
+/// # Safety
+///
+/// `first` and `len` are those of a `Box<[E]>` given to [`install_once`],
+/// and nothing uses the slice afterwards.
+unsafe fn free_slice<E>(first: *mut E, len: usize) {
+    // SAFETY: the caller's contract.
+    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(first, len)) });
+}
+
 /// The producers' side. The geometry is repeated on both sides, so that
 /// neither reads the other's cache line on its fast path.
 struct Tx<T> {
@@ -174,25 +204,7 @@ impl<T> Array<T> {
         let fresh: Box<[AtomicPtr<Slot<T>>]> = (0..segments_for(self.tx.cap))
             .map(|_| AtomicPtr::new(ptr::null_mut()))
             .collect();
-        let fresh = Box::into_raw(fresh).cast::<AtomicPtr<Slot<T>>>();
-        match self.tx.table.compare_exchange(
-            ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => fresh,
-            Err(installed) => {
-                // SAFETY: `fresh` was never shared; it is the slice made above.
-                drop(unsafe {
-                    Box::from_raw(ptr::slice_from_raw_parts_mut(
-                        fresh,
-                        segments_for(self.tx.cap),
-                    ))
-                });
-                installed
-            }
-        }
+        install_once(&self.tx.table, fresh, Ordering::AcqRel).cast_const()
     }
 
     /// How many slots segment `segment` has: [`SEGMENT`], or fewer for the
@@ -220,26 +232,8 @@ impl<T> Array<T> {
                     value: UnsafeCell::new(MaybeUninit::uninit()),
                 })
                 .collect();
-            let fresh = Box::into_raw(fresh).cast::<Slot<T>>();
-            slots = match entry.compare_exchange(
-                ptr::null_mut(),
-                fresh,
-                Ordering::SeqCst,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => fresh,
-                Err(installed) => {
-                    // SAFETY: `fresh` was never shared; it is the slice
-                    // made above.
-                    drop(unsafe {
-                        Box::from_raw(ptr::slice_from_raw_parts_mut(
-                            fresh,
-                            self.segment_len(segment),
-                        ))
-                    });
-                    installed
-                }
-            };
+            // `SeqCst`: see the module docs.
+            slots = install_once(entry, fresh, Ordering::SeqCst);
         }
         // SAFETY: the segment has `segment_len` slots and the offset is
         // below it; segments live until the mailbox is dropped.
@@ -486,15 +480,10 @@ impl<T> Drop for Array<T> {
             for segment in 0..segments {
                 let slots = (*table.add(segment)).load(Ordering::Relaxed);
                 if !slots.is_null() {
-                    drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
-                        slots,
-                        self.segment_len(segment),
-                    )));
+                    free_slice(slots, self.segment_len(segment));
                 }
             }
-            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
-                table, segments,
-            )));
+            free_slice(table, segments);
         }
     }
 }
