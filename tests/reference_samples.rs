@@ -48,11 +48,9 @@ impl Drop for Pester {
     }
 }
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within 30 s"))
-}
+#[path = "fixtures/wait.rs"]
+mod wait;
+use wait::within;
 
 // ---- "Daemon Builder" ------------------------------------------------------
 

@@ -56,19 +56,6 @@ fn start(file: &Path) -> Process {
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Waits until stderr has `words`.
-fn until_logged(daemon: &Process, words: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !daemon.logged(words) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no `{words}` in the log within {WAIT:?}:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn stop_cleanly(mut daemon: Process) {
     daemon.signal(libc::SIGTERM);
     let (code, _) = daemon.wait_exit(WAIT);
@@ -93,9 +80,9 @@ fn a_sighup_applies_an_edit_and_a_restart_key_keeps_its_running_value() {
         line,
         r#"live: name="second" level=warn changed=["name", "logging.level"]"#
     );
-    until_logged(
-        &daemon,
+    daemon.expect_log(
         "`performance.worker_threads` changed in the configuration, but it needs a restart",
+        WAIT,
     );
     stop_cleanly(daemon);
 }
@@ -107,7 +94,7 @@ fn invalid_toml_keeps_the_old_config_and_a_fix_then_applies() {
     let mut daemon = start(&dir.file());
     write(&dir.file(), "name = \"half-writ\n[shutdown\n");
     daemon.signal(libc::SIGHUP);
-    until_logged(&daemon, "the configuration did not reload");
+    daemon.expect_log("the configuration did not reload", WAIT);
     let log = daemon.log();
     let file = dir.file().display().to_string();
     assert!(
@@ -120,7 +107,7 @@ fn invalid_toml_keeps_the_old_config_and_a_fix_then_applies() {
         "name = \"good\"\n[shutdown]\ntimeout_ms = -5\n",
     );
     daemon.signal(libc::SIGHUP);
-    until_logged(&daemon, "`shutdown.timeout_ms` = -5");
+    daemon.expect_log("`shutdown.timeout_ms` = -5", WAIT);
     assert!(daemon.log().contains(&format!("{file} line 3")));
     write(&dir.file(), "name = \"fixed\"\n");
     daemon.signal(libc::SIGHUP);
@@ -136,7 +123,7 @@ fn a_missing_file_keeps_the_old_config_and_recreating_it_applies() {
     let mut daemon = start(&dir.file());
     std::fs::remove_file(dir.file()).unwrap();
     daemon.signal(libc::SIGHUP);
-    until_logged(&daemon, "could not read config file");
+    daemon.expect_log("could not read config file", WAIT);
     write(&dir.file(), "name = \"back\"\n");
     daemon.signal(libc::SIGHUP);
     let line = daemon.expect_line("live: ", WAIT);
@@ -163,8 +150,7 @@ fn a_hundred_sighups_in_a_burst_coalesce_and_the_last_content_wins() {
     }
     // stderr is read on a thread of its own: the reload's log line can
     // arrive after the stdout line that followed it.
-    until_logged(&daemon, "configuration reloaded");
-    let reloads = daemon.log().matches("configuration reloaded").count();
+    let reloads = daemon.expect_log_times("configuration reloaded", 1, WAIT);
     assert!(
         (1..100).contains(&reloads),
         "100 SIGHUPs gave {reloads} reloads; a burst is coalesced"
@@ -181,7 +167,7 @@ fn a_level_change_to_debug_shows_debug_lines() {
     write(&dir.file(), "[logging]\nlevel = \"debug\"\n");
     daemon.signal(libc::SIGHUP);
     daemon.expect_line("live: ", WAIT);
-    until_logged(&daemon, " DEBUG ");
+    daemon.expect_log(" DEBUG ", WAIT);
     stop_cleanly(daemon);
 }
 
@@ -195,11 +181,9 @@ fn daemon_on(file: &Path) -> Daemon {
         .unwrap()
 }
 
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {WAIT:?}"))
-}
+#[path = "fixtures/wait.rs"]
+mod wait;
+use wait::within;
 
 #[tokio::test]
 async fn reload_returns_its_outcome_and_the_snapshot_follows() {

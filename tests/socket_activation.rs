@@ -156,27 +156,8 @@ fn without_activation_the_same_binary_binds_its_own_addresses() {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.contains("hello from http"), "{response:?}");
-    // Both lines: stderr is read on a thread of its own, so the second may
-    // still be on its way when the first is there.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while daemon
-        .log()
-        .matches("listener bound by the program")
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(
-        daemon
-            .log()
-            .matches("listener bound by the program")
-            .count(),
-        2,
-        "{}",
-        daemon.log()
-    );
+    let bound = daemon.expect_log_times("listener bound by the program", 2, Duration::from_secs(5));
+    assert_eq!(bound, 2, "{}", daemon.log());
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(Duration::from_secs(20)).0, 0);
 }
