@@ -1380,42 +1380,35 @@ fn targets(results: &Results) -> Result<String, String> {
         format!("{:.2} of kameo's", ask / kameo_ask),
         at_most(ask / kameo_ask, 1.0 / 3.0).to_owned(),
     ]);
-    for (id, name) in [
+    for (id, name, limit_ns) in [
         (
             "spawn_stop/proc-daemon-supervised",
             "spawn + stop, supervised child (DESIGN's row): ≤ 1 µs",
+            1000.0,
         ),
         (
             "spawn_stop/proc-daemon",
             "spawn + stop, unsupervised actor: ≤ 1 µs",
+            1000.0,
         ),
-    ] {
-        let ns = results.ns(id)?;
-        rows.push(vec![
-            name.to_owned(),
-            time(ns),
-            "1 µs".to_owned(),
-            ratio(ns / 1000.0),
-            at_most(ns, 1000.0).to_owned(),
-        ]);
-    }
-    for (id, name) in [
         (
             "spawn_stop/proc-daemon-supervised",
             "spawn + stop, supervised child, placed round-robin over 2 workers: ≤ 2 µs (issue 24)",
+            2000.0,
         ),
         (
             "spawn_stop/proc-daemon-supervised-one-worker",
             "spawn + stop, supervised child, all on one worker: ≤ 2 µs (issue 24)",
+            2000.0,
         ),
     ] {
         let ns = results.ns(id)?;
         rows.push(vec![
             name.to_owned(),
             time(ns),
-            "2 µs".to_owned(),
-            ratio(ns / 2000.0),
-            at_most(ns, 2000.0).to_owned(),
+            format!("{} µs", limit_ns / 1000.0),
+            ratio(ns / limit_ns),
+            at_most(ns, limit_ns).to_owned(),
         ]);
     }
     let spawn_stop = results.ns("spawn_stop/proc-daemon")?;
